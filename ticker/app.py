@@ -1,0 +1,31 @@
+"""The composition root: settings -> runtime -> blueprints -> lifespan. Nothing else lives here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from quart import Quart
+
+from ticker import health
+from ticker.broker.base import Broker
+from ticker.logs import configure_logging
+from ticker.runtime import Runtime
+from ticker.settings import Settings
+from ticker.transports import websocket
+
+
+def create_app(env: Mapping[str, str] | None = None, *, broker: Broker | None = None) -> Quart:
+    """Build the ASGI app (`hypercorn "ticker.app:create_app()"`).
+
+    `env` defaults to the process environment; `broker` overrides the configured one (tests).
+    """
+    settings = Settings.from_env(os.environ if env is None else env)
+    configure_logging()
+    runtime = Runtime.build(settings, broker=broker)
+    app = Quart(__name__)
+    app.extensions["ticker"] = runtime
+    for blueprint in (websocket.bp, health.bp):
+        app.register_blueprint(blueprint)
+    app.while_serving(runtime.lifespan)
+    return app

@@ -1,0 +1,32 @@
+"""The seam between the service and whatever carries price events (Pub/Sub or memory).
+
+Rule: a broker calls `on_message` on the event-loop thread only, in the order it received the
+messages; it never raises into the caller for a bad message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+MessageHandler = Callable[[bytes, Mapping[str, str]], None]
+
+
+class BrokerUnavailable(Exception):
+    """The broker cannot be reached or used right now; the message says why."""
+
+
+class Broker(Protocol):
+    """One topic's publish side and this process's own subscription to it."""
+
+    async def start(self, on_message: MessageHandler) -> None:
+        """Create what is missing and start delivering to `on_message` (on the loop thread)."""
+
+    async def publish(self, data: bytes, attributes: Mapping[str, str], ordering_key: str) -> None:
+        """Publish one message; raise `BrokerUnavailable` when it cannot be sent."""
+
+    async def close(self) -> None:
+        """Stop delivering and release this process's subscription."""
+
+    def healthy(self) -> bool:
+        """Whether messages can flow now (drives the readiness check)."""

@@ -1,0 +1,93 @@
+"""Parse what a client sends over `/ws` into typed operations.
+
+Rule: every bad input raises `ClientError` with the contract's code and a message that says what
+to send instead; nothing a client sends is echoed back unescaped or at unbounded length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from ticker.core.errors import ClientError, InvalidTick
+from ticker.core.ticks import MAX_SEQ, normalise_symbol
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """`{"op": "subscribe", "symbols": [...], "since": {SYM: seq}}`."""
+
+    symbols: tuple[str, ...]
+    since: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """`{"op": "unsubscribe", "symbols": [...]}`."""
+
+    symbols: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """`{"op": "ping"}`: an application heartbeat; the server answers `pong` (an addition)."""
+
+    nonce: str | int | None
+
+
+ClientOp = Subscribe | Unsubscribe | Ping
+
+
+def _symbols(raw: object, max_symbols: int) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ClientError("bad_frame", '"symbols" must be a non-empty list of strings')
+    if len(raw) > max_symbols:
+        raise ClientError(
+            "too_many_symbols", f"at most {max_symbols} symbols per request, got {len(raw)}"
+        )
+    try:
+        return tuple(dict.fromkeys(normalise_symbol(s) for s in raw))
+    except InvalidTick as exc:
+        raise ClientError("bad_symbol", str(exc)) from None
+
+
+def _since(raw: object, symbols: tuple[str, ...]) -> dict[str, int]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ClientError("bad_since", '"since" must be an object {"SYMBOL": seq}')
+    out: dict[str, int] = {}
+    for key, seq in raw.items():
+        try:
+            symbol = normalise_symbol(key)
+        except InvalidTick as exc:
+            raise ClientError("bad_symbol", f"in since: {exc}") from None
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
+            raise ClientError("bad_since", f"since[{symbol}] must be a non-negative integer")
+        if symbol in symbols:
+            out[symbol] = seq
+    return out
+
+
+def parse_client_frame(text: str | bytes | None, max_symbols: int) -> ClientOp:
+    """Decode one frame; raise `ClientError` for anything that is not a valid operation."""
+    if text is None or text in ("", b""):
+        raise ClientError("bad_frame", "empty frame: send a JSON object")
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise ClientError("bad_json", "frame is not valid UTF-8 JSON") from None
+    if not isinstance(obj, dict):
+        raise ClientError("bad_frame", 'frame must be a JSON object with an "op" field')
+    op = obj.get("op")
+    if op == "subscribe":
+        symbols = _symbols(obj.get("symbols"), max_symbols)
+        return Subscribe(symbols, _since(obj.get("since"), symbols))
+    if op == "unsubscribe":
+        return Unsubscribe(_symbols(obj.get("symbols"), max_symbols))
+    if op == "ping":
+        nonce = obj.get("nonce")
+        return Ping(nonce if isinstance(nonce, str | int) and not isinstance(nonce, bool) else None)
+    shown = op[:32] if isinstance(op, str) else type(op).__name__
+    raise ClientError("unknown_op", f"unknown op {shown!r}: use subscribe or unsubscribe")

@@ -1,0 +1,88 @@
+"""The tick: one price event, as published on Pub/Sub and sent to clients.
+
+Rule: a `Tick` is always valid; build one through `make_tick` (or the codec) to get the checks.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from ticker.core.errors import InvalidTick
+
+SYMBOL_RE = re.compile(r"[A-Z0-9.\-]{1,15}")
+OPTIONAL_FIELDS = ("volume", "bid", "ask", "open")
+MAX_SEQ = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A validated price event. `seq` grows by exactly 1 per symbol; `ts` is epoch milliseconds."""
+
+    symbol: str
+    price: float
+    seq: int
+    ts: int
+    extra: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the contract's JSON object for this tick."""
+        out: dict[str, object] = {
+            "symbol": self.symbol,
+            "price": self.price,
+            "seq": self.seq,
+            "ts": self.ts,
+        }
+        out.update(self.extra)
+        return out
+
+
+def normalise_symbol(raw: object) -> str:
+    """Return the upper-case symbol, or raise `InvalidTick` naming what is wrong with it.
+
+    Clients may send lower case; the contract allows 1-15 characters of A-Z 0-9 . -
+    """
+    if not isinstance(raw, str):
+        raise InvalidTick(f"symbol must be a string, got {type(raw).__name__}")
+    symbol = raw.strip().upper()
+    if not SYMBOL_RE.fullmatch(symbol):
+        shown = symbol[:20] + ("..." if len(symbol) > 20 else "")
+        raise InvalidTick(f"invalid symbol {shown!r}: use 1-15 characters of A-Z 0-9 . -")
+    return symbol
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidTick(f"{name} must be a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidTick(f"{name} must be finite")
+    return number
+
+
+def _keep(name: str, value: object) -> float:
+    """An optional numeric field, validated; integers (e.g. volume) stay integers."""
+    number = _number(name, value)
+    return value if isinstance(value, int) else number
+
+
+def _integer(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidTick(f"{name} must be an integer, got {type(value).__name__}")
+    if not 0 <= value <= MAX_SEQ:
+        raise InvalidTick(f"{name} out of range: {value}")
+    return value
+
+
+def make_tick(symbol: object, price: object, seq: object, ts: object, **extra: object) -> Tick:
+    """Validate the fields of a price event and return a `Tick`.
+
+    Unknown extra fields are dropped; the optional numeric ones (volume, bid, ask, open) are kept.
+    """
+    sym = normalise_symbol(symbol)
+    px = _number("price", price)
+    if px <= 0:
+        raise InvalidTick(f"price must be positive, got {px}")
+    kept = {k: _keep(k, extra[k]) for k in OPTIONAL_FIELDS if extra.get(k) is not None}
+    return Tick(sym, px, _integer("seq", seq), _integer("ts", ts), kept)

@@ -1,0 +1,92 @@
+"""One connected client, whatever its transport: its symbols, its bounded outbox, its wake-up.
+
+Rule: the hub calls `offer`/`push_control` synchronously on the event-loop thread; only the
+transport's writer awaits (`next_batch`). A session never holds state a client depends on across
+instances: the client's resume cursor is `outbox.last_seq`, which it also keeps itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+from ticker.core.codec import reconnect_frame, ticks_frame
+from ticker.core.outbox import Outbox
+
+Transport = Literal["websocket", "sse", "longpoll"]
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What the writer sends next: control frames first, then one ticks frame (if any)."""
+
+    control: list[str]
+    ticks: list[str]
+    oldest_ts: int
+
+    def frames(self) -> list[str]:
+        """The batch as text frames, ticks joined into a single frame."""
+        if self.ticks:
+            return [*self.control, ticks_frame(self.ticks)]
+        return self.control
+
+
+class Session:
+    """A client's subscriptions and pending output; transports own the socket, not this."""
+
+    def __init__(self, transport: Transport, peer: str, outbox_limit: int, control_limit: int = 32):
+        self.id = next(_ids)
+        self.transport: Transport = transport
+        self.peer = peer
+        self.symbols: set[str] = set()
+        self.outbox = Outbox(limit=outbox_limit)
+        self._control: deque[str] = deque(maxlen=control_limit)
+        self._wake = asyncio.Event()
+        self.closed = False
+        self.close_code: int | None = None  # set by `end`: close once what is pending is sent
+        self.frames_sent = 0
+        self.ticks_sent = 0
+
+    def offer(self, symbol: str, seq: int, encoded: str, ts: int) -> None:
+        """Queue a tick for this client (no await); wakes the writer on the first pending tick."""
+        if self.outbox.offer(symbol, seq, encoded, ts):
+            self._wake.set()
+
+    def push_control(self, frame: str) -> None:
+        """Queue a control frame (subscribed, error, reconnect...). Oldest drop past the bound."""
+        self._control.append(frame)
+        self._wake.set()
+
+    def end(self, code: int, reason: str) -> None:
+        """Ask the transport to send a `reconnect` frame, then close with `code`."""
+        if self.close_code is None:
+            self.close_code = code
+            self.push_control(reconnect_frame(reason))
+
+    def has_pending(self) -> bool:
+        """Whether anything waits to be sent."""
+        return bool(self._control) or bool(self.outbox)
+
+    async def next_batch(self) -> Batch:
+        """Wait until something is pending, then take all of it."""
+        while not self.has_pending():
+            self._wake.clear()
+            await self._wake.wait()
+        control = list(self._control)
+        self._control.clear()
+        ticks, oldest = self.outbox.take()
+        return Batch(control, ticks, oldest)
+
+    def take_now(self) -> Batch:
+        """Take whatever is pending without waiting (long polling answers)."""
+        control = list(self._control)
+        self._control.clear()
+        ticks, oldest = self.outbox.take()
+        return Batch(control, ticks, oldest)
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} {self.transport} {self.peer} {len(self.symbols)} symbols>"

@@ -1,0 +1,128 @@
+"""Configuration from the environment, read once by `create_app` and passed down.
+
+Rule: nothing reads `os.environ` at import time; `Settings.from_env` takes the mapping it reads,
+so tests pass plain dicts. Every bad value raises `ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ticker.core.errors import ConfigError, InvalidTick
+from ticker.core.ticks import normalise_symbol
+
+BrokerKind = Literal["pubsub", "memory"]
+DEFAULT_SIM_SYMBOLS = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "TSLA", "META", "JPM", "V", "XOM")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _symbols(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return tuple(dict.fromkeys(normalise_symbol(s) for s in raw.split(",") if s.strip()))
+    except InvalidTick as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _broker(env: Mapping[str, str]) -> BrokerKind:
+    raw = env.get("TICKER_BROKER", "").strip().lower()
+    if raw in ("pubsub", "memory"):
+        return raw  # type: ignore[return-value]
+    if raw:
+        raise ConfigError(f"TICKER_BROKER must be 'pubsub' or 'memory', got {raw!r}")
+    configured = env.get("PUBSUB_EMULATOR_HOST") or env.get("GOOGLE_CLOUD_PROJECT")
+    return "pubsub" if configured else "memory"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the service can be told from outside. Defaults suit a laptop."""
+
+    project: str = "ticker-local"
+    topic: str = "prices"
+    broker: BrokerKind = "memory"
+    instance_id: str = field(default_factory=lambda: socket.gethostname()[:40])
+    boot_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    admin_token: str = ""
+    admin_token_generated: bool = False
+    max_connection_age: float = 3300.0  # App Engine cuts WebSockets at 1 h; rotate before that
+    max_connection_age_jitter: float = 120.0
+    sim_symbols: tuple[str, ...] = DEFAULT_SIM_SYMBOLS
+    sim_rate: float = 20.0
+    max_symbols_per_client: int = 200
+    max_frame_bytes: int = 16 * 1024
+    outbox_limit: int = 512
+    history_size: int = 2048
+    history_max_age: float = 300.0
+    flush_interval: float = 0.0  # seconds the writer waits after a send to batch more ticks
+    allowed_origins: tuple[str, ...] = ()  # empty: the serving host only
+
+    @property
+    def control_topic(self) -> str:
+        """The Pub/Sub topic instances use to tell each other their stats (the dashboard)."""
+        return f"{self.topic}-control"
+
+    @property
+    def subscription_prefix(self) -> str:
+        """`ticker-<instance>-<boot>`: a fresh subscription name per process start."""
+        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in self.instance_id.lower())
+        return f"ticker-{safe}-{self.boot_id}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read the contract's variables; raise `ConfigError` naming any bad one."""
+        token = env.get("TICKER_ADMIN_TOKEN", "")
+        instance = env.get("GAE_INSTANCE") or env.get("TICKER_INSTANCE_ID") or socket.gethostname()
+        origins = tuple(
+            o.strip() for o in env.get("TICKER_ALLOWED_ORIGINS", "").split(",") if o.strip()
+        )
+        return cls(
+            project=env.get("GOOGLE_CLOUD_PROJECT") or "ticker-local",
+            topic=env.get("TICKER_TOPIC") or "prices",
+            broker=_broker(env),
+            instance_id=instance[:40],
+            admin_token=token or secrets.token_urlsafe(24),
+            admin_token_generated=not token,
+            max_connection_age=_float(env, "TICKER_MAX_CONNECTION_AGE", 3300.0, 1.0, 3590.0),
+            sim_symbols=_symbols(env, "TICKER_SIM_SYMBOLS", DEFAULT_SIM_SYMBOLS),
+            sim_rate=_float(env, "TICKER_SIM_RATE", 20.0, 0.0, 1_000_000.0),
+            max_symbols_per_client=_int(env, "TICKER_MAX_SYMBOLS", 200, 1, 10_000),
+            max_frame_bytes=_int(env, "TICKER_MAX_FRAME_BYTES", 16 * 1024, 256, 1024 * 1024),
+            outbox_limit=_int(env, "TICKER_OUTBOX_LIMIT", 512, 8, 1_000_000),
+            history_size=_int(env, "TICKER_HISTORY_SIZE", 2048, 16, 1_000_000),
+            history_max_age=_float(env, "TICKER_HISTORY_MAX_AGE", 300.0, 1.0, 86_400.0),
+            flush_interval=_float(env, "TICKER_FLUSH_INTERVAL", 0.0, 0.0, 1.0),
+            allowed_origins=origins,
+        )
