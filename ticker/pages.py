@@ -1,0 +1,71 @@
+"""The live price page, `GET /` (contract: Pages).
+
+Rule: the page only renders markup and the preselected symbols; every price arrives later over
+/ws (or the /sse and /poll fallbacks) through ticker/static/app.js. Nothing from the query
+string reaches the page unescaped: symbols are validated, and the rest goes through Jinja's
+autoescaping or a JSON island read with `textContent`.
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, render_template, request
+
+from ticker.core.errors import InvalidTick
+from ticker.core.ticks import normalise_symbol
+
+DEFAULT_SYMBOLS = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA")
+# A page is for people: a few dozen rows is already more than a screen. The server enforces
+# its own per-connection limit; this only keeps a pasted URL from building a huge page.
+MAX_PAGE_SYMBOLS = 30
+
+# static_url_path differs from the app's own /static so the two routes never shadow each other;
+# templates sit under pages/ so names like base.html cannot clash with another blueprint's.
+bp = Blueprint(
+    "pages",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/assets",
+)
+
+
+def parse_symbols(raw: str | None) -> tuple[list[str], list[str]]:
+    """Split a `?symbols=` value into (valid upper-case symbols, rejected inputs).
+
+    Keeps the first occurrence of each symbol and at most `MAX_PAGE_SYMBOLS`; when no valid symbol
+    remains the defaults are used. Rejected inputs are returned shortened, for a notice only.
+    """
+    symbols: list[str] = []
+    rejected: list[str] = []
+    for part in (raw or "").split(","):
+        if not part.strip():
+            continue
+        try:
+            symbol = normalise_symbol(part)
+        except InvalidTick:
+            rejected.append(part.strip()[:20])
+            continue
+        if symbol not in symbols:
+            symbols.append(symbol)
+    if len(symbols) > MAX_PAGE_SYMBOLS:
+        rejected.extend(symbols[MAX_PAGE_SYMBOLS:])
+        symbols = symbols[:MAX_PAGE_SYMBOLS]
+    return symbols or list(DEFAULT_SYMBOLS), rejected
+
+
+@bp.get("/")
+async def index() -> str:
+    """Render the live page with the preselected symbols (defaults when none are valid)."""
+    symbols, rejected = parse_symbols(request.args.get("symbols"))
+    return await render_template(
+        "pages/index.html",
+        symbols=symbols,
+        rejected=rejected,
+        max_symbols=MAX_PAGE_SYMBOLS,
+    )
+
+
+@bp.get("/favicon.ico")
+async def favicon() -> Response:
+    """Serve the page's SVG icon: browsers ask for /favicon.ico even when the page names one."""
+    return await bp.send_static_file("favicon.svg")
