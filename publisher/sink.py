@@ -1,0 +1,227 @@
+"""PubSubSink: publishes ticks to a Pub/Sub topic and keeps the account of how that goes.
+
+Rules:
+- `publish()` never blocks; call `wait_for_capacity()` first to keep the in-flight window bounded.
+- Methods named `_on_*` run on the client's threads: they only update counters under the lock.
+  Recovery (resuming paused ordering keys, recreating a vanished topic) happens in `maintain()`,
+  which the caller runs on its own thread, so nothing re-enters the client from its callbacks.
+- Async callers wrap the returned future with `asyncio.wrap_future`.
+
+Messages: data = the contract's JSON, attribute `symbol`, ordering key = symbol.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry, if_exception_type
+from google.auth.exceptions import DefaultCredentialsError
+from google.cloud import pubsub_v1
+
+from ticker.core.codec import tick_to_bytes
+from ticker.core.errors import TickerError
+from ticker.core.ticks import Tick
+
+# Transient errors are retried by the client (forever, because ordering is on); a short backoff cap
+# means publishing resumes within ~2 s of Pub/Sub coming back instead of up to a minute.
+_TRANSIENT = (
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    gexc.InternalServerError,
+    gexc.Aborted,
+    gexc.Unknown,
+    gexc.ResourceExhausted,
+    gexc.Cancelled,
+)
+STALL_AFTER = 5.0
+
+
+class SinkUnavailableError(TickerError):
+    """Pub/Sub cannot be reached or used (no emulator, no credentials, no permission)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SinkStats:
+    """A snapshot of the publishing account, for the progress line."""
+
+    published: int
+    failed: int
+    retries: int
+    in_flight: int
+    problem: str | None
+
+
+class PubSubSink:
+    """Publishes ticks with ordering key = symbol; counts successes, failures and retries."""
+
+    def __init__(
+        self,
+        project: str,
+        topic: str,
+        *,
+        client: pubsub_v1.PublisherClient | None = None,
+        max_in_flight: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max_in_flight = max_in_flight
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._published = 0
+        self._failed = 0
+        self._retries = 0
+        self._last_error: str | None = None
+        self._last_error_at = float("-inf")
+        self._last_progress = clock()
+        self._paused_keys: set[str] = set()
+        self._topic_missing = False
+        self._next_topic_attempt = 0.0
+        self._topic_backoff = 1.0
+        self._client = client if client is not None else self._make_client()
+        self.topic_path: str = self._client.topic_path(project, topic)
+
+    def _make_client(self) -> pubsub_v1.PublisherClient:
+        retry = Retry(
+            predicate=if_exception_type(*_TRANSIENT),
+            initial=0.1,
+            maximum=2.0,
+            multiplier=2.0,
+            on_error=self._on_retry,
+        )
+        options = pubsub_v1.types.PublisherOptions(enable_message_ordering=True, retry=retry)
+        try:
+            return pubsub_v1.PublisherClient(publisher_options=options)
+        except DefaultCredentialsError as exc:
+            raise SinkUnavailableError(
+                f"no Google Cloud credentials ({exc}); set PUBSUB_EMULATOR_HOST to use the emulator"
+            ) from None
+
+    def ensure_topic(self, timeout: float = 10.0) -> bool:
+        """Create the topic if it does not exist; return True if it was created.
+
+        Raises `SinkUnavailableError` when Pub/Sub refuses or does not answer within `timeout` s.
+        """
+        retry = Retry(predicate=if_exception_type(*_TRANSIENT), maximum=1.0, timeout=timeout)
+        request = {"name": self.topic_path}
+        try:
+            try:
+                self._client.get_topic(topic=self.topic_path, retry=retry, timeout=timeout)
+                return False
+            except gexc.NotFound:
+                self._client.create_topic(request=request, retry=retry, timeout=timeout)
+                return True
+        except gexc.AlreadyExists:
+            return False
+        except (gexc.GoogleAPICallError, gexc.RetryError) as exc:
+            raise SinkUnavailableError(f"{self.topic_path}: {_brief(exc)}") from None
+
+    def wait_for_capacity(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for room in the in-flight window; return whether there is room."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._in_flight < self._max_in_flight, timeout)
+
+    def publish(self, tick: Tick) -> Future[str]:
+        """Send one tick; the future resolves to the message id or the publish error."""
+        with self._cond:
+            if self._in_flight == 0:
+                self._last_progress = self._clock()
+            self._in_flight += 1
+        future: Future[str] = self._client.publish(
+            self.topic_path, tick_to_bytes(tick), ordering_key=tick.symbol, symbol=tick.symbol
+        )
+        future.add_done_callback(lambda f: self._on_done(tick.symbol, f))
+        return future
+
+    def _on_done(self, key: str, future: Future[str]) -> None:
+        # Runs on a client thread.
+        exc = future.exception()
+        with self._cond:
+            self._in_flight -= 1
+            self._last_progress = self._clock()
+            if exc is None:
+                self._published += 1
+            else:
+                self._failed += 1
+                self._paused_keys.add(key)
+                if isinstance(exc, gexc.NotFound):
+                    self._topic_missing = True
+                if not isinstance(
+                    exc, pubsub_v1.publisher.exceptions.PublishToPausedOrderingKeyException
+                ):
+                    self._note_error(exc)
+            self._cond.notify_all()
+
+    def _on_retry(self, exc: Exception) -> None:
+        # Runs on a client thread, before the client retries a transient failure.
+        with self._cond:
+            self._retries += 1
+            self._note_error(exc)
+
+    def _note_error(self, exc: BaseException) -> None:
+        self._last_error = _brief(exc)
+        self._last_error_at = self._clock()
+
+    def maintain(self) -> None:
+        """Recover from failures: recreate a vanished topic (with backoff), then resume paused keys.
+
+        Call regularly from the publishing thread; it may block for seconds while Pub/Sub is down.
+        """
+        now = self._clock()
+        with self._cond:
+            missing, keys = self._topic_missing, set(self._paused_keys)
+        if missing:
+            if now < self._next_topic_attempt:
+                return
+            try:
+                self.ensure_topic(timeout=5.0)
+            except SinkUnavailableError as exc:
+                self._next_topic_attempt = self._clock() + self._topic_backoff
+                self._topic_backoff = min(self._topic_backoff * 2, 10.0)
+                with self._cond:
+                    self._note_error(exc)
+                return
+            self._topic_backoff = 1.0
+            with self._cond:
+                self._topic_missing = False
+        for key in keys:
+            # RuntimeError: not paused (any more), another failure of the same batch resumed it.
+            with contextlib.suppress(RuntimeError):
+                self._client.resume_publish(self.topic_path, key)
+        with self._cond:
+            self._paused_keys -= keys
+
+    def stats(self) -> SinkStats:
+        """Return the counts, and the current problem if publishing is failing or stalled."""
+        now = self._clock()
+        with self._cond:
+            problem = None
+            if now - self._last_error_at < STALL_AFTER and self._last_error:
+                problem = self._last_error
+            elif self._in_flight and now - self._last_progress > STALL_AFTER:
+                problem = f"no acknowledgement for {now - self._last_progress:.0f}s"
+            if self._topic_missing:
+                problem = f"topic {self.topic_path} not found; recreating ({problem})"
+            return SinkStats(self._published, self._failed, self._retries, self._in_flight, problem)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for every publish to finish; return whether all did."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._in_flight == 0, timeout)
+
+    def close(self) -> None:
+        """Stop the client: sends what is batched; publish() must not be called afterwards."""
+        self._client.stop()
+
+
+def _brief(exc: BaseException) -> str:
+    """One line for a human: gRPC errors carry long debug strings that say nothing more."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, gexc.RetryError) and exc.cause is not None:
+        text = _brief(exc.cause)
+    return text[:200]
