@@ -1,0 +1,123 @@
+"""Admin auth: token and cookie checks, expiry, throttling, the Origin rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard.auth import AdminAuth, LoginThrottle, Verdict, origin_allowed
+
+TOKEN = "s3cret-token"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def auth(clock: Clock) -> AdminAuth:
+    return AdminAuth(TOKEN, clock, cookie_ttl=3600, throttle=LoginThrottle(clock, window=60))
+
+
+def test_bearer_token(auth: AdminAuth) -> None:
+    assert auth.check(f"Bearer {TOKEN}", None, "1.1.1.1") is Verdict.OK
+    assert auth.check(f"bearer {TOKEN}", None, "1.1.1.1") is Verdict.OK
+    assert auth.check("Bearer nope", None, "1.1.1.1") is Verdict.INVALID
+    assert auth.check(None, None, "1.1.1.1") is Verdict.MISSING
+    assert auth.check(f"Basic {TOKEN}", None, "1.1.1.1") is Verdict.MISSING
+
+
+def test_cookie_round_trip_and_expiry(auth: AdminAuth, clock: Clock) -> None:
+    cookie = auth.issue_cookie()
+    assert TOKEN not in cookie
+    assert auth.check(None, cookie, "a") is Verdict.OK
+    clock.now += 3600
+    assert auth.cookie_expiry(cookie) is None
+    assert auth.check(None, cookie, "a") is Verdict.INVALID
+
+
+@pytest.mark.parametrize(
+    "value", ["", "garbage", "123", "abc.def", "99999999999999.x", "1700003600.forged"]
+)
+def test_forged_cookies_fail(auth: AdminAuth, value: str) -> None:
+    assert auth.cookie_expiry(value) is None
+
+
+def test_tampered_expiry_fails(auth: AdminAuth) -> None:
+    expiry, signature = auth.issue_cookie().split(".", 1)
+    assert auth.cookie_expiry(f"{int(expiry) + 1000}.{signature}") is None
+
+
+def test_cookie_from_another_token_fails(auth: AdminAuth, clock: Clock) -> None:
+    other = AdminAuth("another-token", clock)
+    assert auth.cookie_expiry(other.issue_cookie()) is None
+
+
+def test_bearer_wins_over_cookie(auth: AdminAuth) -> None:
+    assert auth.check("Bearer wrong", auth.issue_cookie(), "a") is Verdict.INVALID
+
+
+def test_failures_throttle_per_address(auth: AdminAuth, clock: Clock) -> None:
+    for _ in range(5):
+        assert auth.login("wrong", "10.0.0.1") is Verdict.INVALID
+    assert auth.login(TOKEN, "10.0.0.1") is Verdict.THROTTLED  # even the right token waits
+    assert auth.check(f"Bearer {TOKEN}", None, "10.0.0.1") is Verdict.THROTTLED
+    assert auth.login(TOKEN, "10.0.0.2") is Verdict.OK  # other addresses are unaffected
+    assert auth.throttle.retry_after("10.0.0.1") == pytest.approx(60)
+    clock.now += 60.01
+    assert auth.login(TOKEN, "10.0.0.1") is Verdict.OK
+
+
+def test_missing_credentials_do_not_count(auth: AdminAuth) -> None:
+    for _ in range(20):
+        assert auth.check(None, None, "a") is Verdict.MISSING
+        assert auth.login("", "a") is Verdict.MISSING
+    assert auth.login(TOKEN, "a") is Verdict.OK
+
+
+def test_success_clears_failures(auth: AdminAuth) -> None:
+    for _ in range(4):
+        auth.login("wrong", "a")
+    auth.login(TOKEN, "a")
+    for _ in range(4):
+        auth.login("wrong", "a")
+    assert auth.login(TOKEN, "a") is Verdict.OK
+
+
+def test_throttle_tracks_bounded_addresses(clock: Clock) -> None:
+    throttle = LoginThrottle(clock, max_failures=1, max_addresses=2)
+    for address in ("a", "b", "c"):
+        throttle.failed(address)
+    assert throttle.retry_after("a") == 0  # evicted: the oldest address is forgotten first
+    assert throttle.retry_after("c") > 0
+
+
+def test_empty_token_is_refused(clock: Clock) -> None:
+    with pytest.raises(ValueError, match="token"):
+        AdminAuth("", clock)
+
+
+@pytest.mark.parametrize(
+    ("origin", "ok"),
+    [
+        ("http://app.example.com", True),
+        ("https://app.example.com", True),
+        ("https://other.example", True),
+        ("https://evil.example", False),
+        ("https://app.example.com.evil.com", False),
+        ("http://app.example.com:8080", False),
+        ("null", False),
+        (None, False),
+        ("", False),
+    ],
+)
+def test_origin_rule(origin: str | None, ok: bool) -> None:
+    assert origin_allowed(origin, "app.example.com", ("https://other.example",)) is ok
