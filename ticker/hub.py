@@ -30,6 +30,16 @@ class HubCounters:
     malformed: int = 0
     deliveries: int = 0  # tick offers that reached an outbox
     errors_by_code: Counter[str] = field(default_factory=Counter)
+    # What sessions that have gone had sent, per transport (live sessions keep their own counts).
+    retired_frames: Counter[str] = field(default_factory=Counter)
+    retired_ticks: Counter[str] = field(default_factory=Counter)
+    retired_conflated: Counter[str] = field(default_factory=Counter)
+
+    def retire(self, session: Session) -> None:
+        """Keep a leaving session's send totals so rates and /metrics never go backwards."""
+        self.retired_frames[session.transport] += session.frames_sent
+        self.retired_ticks[session.transport] += session.ticks_sent
+        self.retired_conflated[session.transport] += session.outbox.conflated
 
 
 class Hub:
@@ -76,6 +86,8 @@ class Hub:
 
     def detach(self, session: Session) -> None:
         """Forget a client entirely; safe to call twice."""
+        if session in self._sessions:
+            self.counters.retire(session)
         self._sessions.discard(session)
         for symbol in session.symbols:
             subs = self._subscribers.get(symbol)
