@@ -20,10 +20,6 @@ class Verdict(Enum):
     DUPLICATE = "duplicate"
     STALE = "stale"
 
-    @property
-    def accepted(self) -> bool:
-        return self in (Verdict.NEW, Verdict.GAP)
-
 
 class LatestBook:
     """Holds the latest accepted tick of every symbol seen."""

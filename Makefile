@@ -1,0 +1,62 @@
+# The single entry point: `make dev` runs the service, `make test` runs every check and test.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help install dev test check fmt test-unit test-service test-integration test-e2e bench bench-quick emulator clean
+
+help:
+	@echo "make dev          run emulator (if installed) + publisher + server on http://127.0.0.1:8080"
+	@echo "make test         ruff + mypy + unit + service + integration (emulator) + e2e (chromium)"
+	@echo "make check        ruff format --check, ruff check, mypy --strict"
+	@echo "make bench        fan-out benchmarks against baselines (bench-quick: the short variant)"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+dev: $(STAMP)
+	$(BIN)/python -m ticker.dev
+
+check: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+test-service: $(STAMP)
+	$(BIN)/pytest tests/service -q
+
+test-integration: $(STAMP)
+	$(BIN)/pytest tests/integration -q -m integration
+
+test-e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e -q -m e2e
+
+test: check
+	PYTHONASYNCIODEBUG=1 $(BIN)/pytest tests/unit tests/service -q
+	$(BIN)/pytest tests/integration tests/e2e -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
+
+emulator: $(STAMP)
+	$(BIN)/python -m ticker.dev --emulator-only
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,40 @@
+"""Factories shared by every test layer."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ticker.core.ticks import Tick, make_tick
+
+#: One scaled time unit for waits in tests: raise TICKER_TEST_TIMEOUT_FACTOR on slow machines.
+TIMEOUT_FACTOR = float(os.environ.get("TICKER_TEST_TIMEOUT_FACTOR", "1"))
+
+
+def timeout(seconds: float) -> float:
+    """A wait bound scaled for the machine; use it instead of bare numbers."""
+    return seconds * TIMEOUT_FACTOR
+
+
+def tick(symbol: str = "AAPL", seq: int = 1, price: float = 100.0, ts: int = 1_000) -> Tick:
+    """A valid tick with sensible defaults."""
+    return make_tick(symbol, price, seq, ts)
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from ticker.core.client_ops import Ping, Subscribe, Unsubscribe, parse_client_frame
+from ticker.core.errors import ClientError
+
+
+def test_subscribe_normalises_symbols_and_keeps_since_for_them():
+    op = parse_client_frame(
+        '{"op": "subscribe", "symbols": ["aapl", "MSFT", "aapl"], "since": {"aapl": 7, "X": 1}}',
+        max_symbols=10,
+    )
+    assert op == Subscribe(("AAPL", "MSFT"), {"AAPL": 7})
+
+
+def test_unsubscribe_and_ping_parse():
+    assert parse_client_frame('{"op":"unsubscribe","symbols":["msft"]}', 10) == Unsubscribe(
+        ("MSFT",)
+    )
+    assert parse_client_frame('{"op":"ping","nonce":3}', 10) == Ping(3)
+    assert parse_client_frame('{"op":"ping","nonce":true}', 10) == Ping(None)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        (None, "bad_frame"),
+        ("", "bad_frame"),
+        (b"", "bad_frame"),
+        ("{not json", "bad_json"),
+        (b"\xff\xfe", "bad_json"),
+        ("[1]", "bad_frame"),
+        ('"subscribe"', "bad_frame"),
+        ('{"op": "dance"}', "unknown_op"),
+        ('{"op": 5}', "unknown_op"),
+        ('{"symbols": ["A"]}', "unknown_op"),
+        ('{"op": "subscribe"}', "bad_frame"),
+        ('{"op": "subscribe", "symbols": []}', "bad_frame"),
+        ('{"op": "subscribe", "symbols": "AAPL"}', "bad_frame"),
+        ('{"op": "subscribe", "symbols": ["../x"]}', "bad_symbol"),
+        ('{"op": "subscribe", "symbols": [1]}', "bad_symbol"),
+        ('{"op": "subscribe", "symbols": ["A","B","C","D"]}', "too_many_symbols"),
+        ('{"op": "subscribe", "symbols": ["A"], "since": [1]}', "bad_since"),
+        ('{"op": "subscribe", "symbols": ["A"], "since": {"A": -1}}', "bad_since"),
+        ('{"op": "subscribe", "symbols": ["A"], "since": {"A": "1"}}', "bad_since"),
+        ('{"op": "subscribe", "symbols": ["A"], "since": {"<b>": 1}}', "bad_symbol"),
+    ],
+)
+def test_bad_frames_raise_client_errors_with_the_contract_code(text, code):
+    with pytest.raises(ClientError) as info:
+        parse_client_frame(text, max_symbols=3)
+    assert info.value.code == code
+    assert info.value.message
+
+
+def test_unknown_op_names_are_truncated_in_the_message():
+    with pytest.raises(ClientError) as info:
+        parse_client_frame('{"op": "' + "x" * 500 + '"}', 3)
+    assert len(info.value.message) < 100

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from ticker.core.latency import LatencyWindow
+from ticker.core.outbox import Outbox
+
+
+def test_a_client_that_keeps_up_gets_every_tick_in_order():
+    box = Outbox(limit=10)
+    assert box.offer("AAPL", 1, "a1", 100) is True
+    assert box.offer("AAPL", 2, "a2", 101) is False  # already awake
+    box.offer("MSFT", 1, "m1", 102)
+    assert box.take() == (["a1", "a2", "m1"], 100)
+    assert box.take() == ([], 0)
+
+
+def test_duplicates_and_older_seqs_never_reach_the_client():
+    box = Outbox(limit=10)
+    box.offer("AAPL", 5, "a5", 1)
+    box.offer("AAPL", 5, "a5", 1)
+    box.offer("AAPL", 4, "a4", 1)
+    assert box.take()[0] == ["a5"]
+    box.offer("AAPL", 5, "a5", 1)
+    assert len(box) == 0
+
+
+def test_a_slow_client_gets_the_latest_price_per_symbol_and_bounded_memory():
+    box = Outbox(limit=8)
+    for seq in range(1, 1001):
+        box.offer("AAPL", seq, f"a{seq}", seq)
+        box.offer("MSFT", seq, f"m{seq}", seq)
+        assert len(box) <= 8
+    ticks, _ = box.take()
+    assert ticks[-2:] == ["a1000", "m1000"]
+    assert box.conflated > 1900
+
+
+def test_forget_drops_a_symbols_pending_ticks_and_gate():
+    box = Outbox(limit=8)
+    box.offer("AAPL", 3, "a3", 1)
+    box.offer("MSFT", 3, "m3", 1)
+    box.forget("AAPL")
+    assert box.take()[0] == ["m3"]
+    assert box.offer("AAPL", 1, "a1", 1) is True  # a fresh subscription starts over
+
+
+def test_latency_window_percentiles():
+    window = LatencyWindow(size=100)
+    assert window.percentile(50) is None
+    for ms in range(1, 101):
+        window.record(float(ms))
+    window.record(-5.0)
+    assert window.percentile(0) == 0.0
+    assert window.percentile(50) == 51.0
+    assert window.percentile(99) == 99.0
+    assert window.count == 101

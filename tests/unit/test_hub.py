@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import orjson
+
+from tests.conftest import FakeClock, tick
+from ticker.core.history import RecentTicks
+from ticker.hub import Hub
+from ticker.session import Session
+
+
+def _hub(clock=None, size=64) -> Hub:
+    return Hub(RecentTicks(size, 300.0, clock or FakeClock()))
+
+
+def _session(limit=64) -> Session:
+    return Session("websocket", "127.0.0.1", outbox_limit=limit)
+
+
+def _frames(session: Session) -> list[dict]:
+    return [orjson.loads(f) for f in session.take_now().frames()]
+
+
+def _seqs(frames: list[dict], symbol: str = "AAPL") -> list[int]:
+    return [
+        t["seq"]
+        for f in frames
+        if f["type"] == "ticks"
+        for t in f["ticks"]
+        if t["symbol"] == symbol
+    ]
+
+
+def test_subscribe_replies_then_sends_the_snapshot_then_every_tick():
+    hub = _hub()
+    hub.ingest(tick(seq=1))
+    hub.ingest(tick(seq=2))
+    s = _session()
+    hub.attach(s)
+    assert hub.subscribe(s, ["AAPL", "MSFT"], {}) is False
+    hub.ingest(tick(seq=3))
+    frames = _frames(s)
+    assert frames[0] == {"type": "subscribed", "symbols": ["AAPL", "MSFT"], "recovered": False}
+    assert _seqs(frames) == [2, 3]
+
+
+def test_each_tick_is_encoded_once_and_shared_by_every_client():
+    hub = _hub()
+    sessions = [_session() for _ in range(3)]
+    for s in sessions:
+        hub.subscribe(s, ["AAPL"], {})
+        s.take_now()
+    hub.ingest(tick(seq=1))
+    pieces = [s.outbox.take()[0][0] for s in sessions]
+    assert pieces[0] is pieces[1] is pieces[2]
+    assert hub.counters.deliveries == 3
+
+
+def test_duplicates_and_stale_ticks_are_dropped_and_counted():
+    hub = _hub()
+    s = _session()
+    hub.subscribe(s, ["AAPL"], {})
+    for seq in (1, 2, 2, 1, 3, 7, 5):
+        hub.ingest(tick(seq=seq))
+    assert _seqs(_frames(s)) == [1, 2, 3, 7]
+    c = hub.counters
+    assert (c.ticks_in, c.duplicates, c.stale, c.gaps) == (7, 1, 2, 1)
+
+
+def test_resume_with_since_replays_missed_ticks_and_reports_recovered():
+    hub = _hub()
+    for seq in range(1, 11):
+        hub.ingest(tick(seq=seq))
+    s = _session()
+    assert hub.subscribe(s, ["AAPL"], {"AAPL": 6}) is True
+    frames = _frames(s)
+    assert frames[0]["recovered"] is True
+    assert _seqs(frames) == [7, 8, 9, 10]
+
+
+def test_resume_beyond_history_falls_back_to_the_snapshot():
+    hub = _hub(size=4)
+    for seq in range(1, 11):
+        hub.ingest(tick(seq=seq))
+    s = _session()
+    assert hub.subscribe(s, ["AAPL"], {"AAPL": 2}) is False
+    frames = _frames(s)
+    assert frames[0]["recovered"] is False
+    assert _seqs(frames) == [10]
+
+
+def test_a_client_ahead_of_this_instance_gets_no_regression():
+    hub = _hub()
+    for seq in range(1, 4):
+        hub.ingest(tick(seq=seq))
+    s = _session()
+    assert hub.subscribe(s, ["AAPL"], {"AAPL": 5}) is True
+    hub.ingest(tick(seq=4))
+    hub.ingest(tick(seq=5))
+    hub.ingest(tick(seq=6))
+    assert _seqs(_frames(s)) == [6]
+
+
+def test_unsubscribe_stops_ticks_and_detach_forgets_the_session():
+    hub = _hub()
+    s = _session()
+    hub.attach(s)
+    hub.subscribe(s, ["AAPL", "MSFT"], {})
+    hub.ingest(tick("MSFT", 1))
+    hub.unsubscribe(s, ["MSFT"])
+    hub.ingest(tick("MSFT", 2))
+    frames = _frames(s)
+    assert _seqs(frames, "MSFT") == []
+    assert frames[-1] == {"type": "unsubscribed", "symbols": ["MSFT"]}
+    assert hub.subscribers_by_symbol() == {"AAPL": 1}
+    assert hub.connections_by_transport() == {"websocket": 1, "sse": 0, "longpoll": 0}
+    hub.detach(s)
+    hub.detach(s)
+    assert hub.subscribers_by_symbol() == {}
+    assert hub.sessions() == []
+
+
+def test_a_slow_client_is_conflated_while_a_fast_one_gets_everything():
+    hub = _hub()
+    slow, fast = _session(limit=8), _session(limit=8)
+    hub.subscribe(slow, ["AAPL", "MSFT"], {})
+    hub.subscribe(fast, ["AAPL", "MSFT"], {})
+    got: list[int] = []
+    for seq in range(1, 201):
+        hub.ingest(tick("AAPL", seq))
+        hub.ingest(tick("MSFT", seq))
+        got += _seqs(_frames(fast))
+    assert got == list(range(1, 201))
+    frames = _frames(slow)
+    aapl, msft = _seqs(frames), _seqs(frames, "MSFT")
+    assert len(aapl) + len(msft) <= 8  # bounded: never more than the outbox limit
+    assert aapl[-1] == msft[-1] == 200  # the latest price always arrives
+    assert aapl == sorted(set(aapl))  # still in order, no duplicates
+    assert slow.outbox.conflated == 400 - len(aapl) - len(msft)
+
+
+def test_end_queues_a_reconnect_frame_once():
+    s = _session()
+    s.end(1012, "server draining")
+    s.end(1000, "again")
+    assert s.close_code == 1012
+    assert _frames(s) == [{"type": "reconnect", "reason": "server draining"}]
