@@ -184,8 +184,8 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Option
     )
 
 
-def _say(message: str, out: TextIO = sys.stderr) -> None:
-    print(f"{PROG}: {message}", file=out, flush=True)
+def _say(message: str, out: TextIO | None = None) -> None:
+    print(f"{PROG}: {message}", file=out or sys.stderr, flush=True)
 
 
 def _epoch_ms() -> int:
@@ -304,13 +304,18 @@ def _install_signals(job: Job) -> dict[int, object]:
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Run the publisher job; return the exit status (argument errors exit with 2 via argparse)."""
+    """Run the publisher job; return the exit status (argument errors exit with 2 via argparse).
+
+    `environ` supplies the defaults of --topic and --project; the Pub/Sub client itself reads
+    PUBSUB_EMULATOR_HOST and credentials from the process environment.
+    """
     env = os.environ if environ is None else environ
     opts = parse_args(argv, env)
     rows = load_replay(opts.replay) if opts.replay else None
     if opts.replay and rows is None:
         return 2
-    where = f"emulator {env['PUBSUB_EMULATOR_HOST']}" if env.get("PUBSUB_EMULATOR_HOST") else "GCP"
+    emulator = os.environ.get("PUBSUB_EMULATOR_HOST")
+    where = f"emulator {emulator}" if emulator else "Google Cloud"
     try:
         sink = PubSubSink(opts.project, opts.topic, max_in_flight=opts.max_in_flight)
         created = sink.ensure_topic(timeout=opts.connect_timeout)

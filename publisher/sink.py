@@ -39,7 +39,7 @@ _TRANSIENT = (
     gexc.ResourceExhausted,
     gexc.Cancelled,
 )
-STALL_AFTER = 5.0
+STALL_AFTER = 5.0  # seconds without any acknowledgement before the progress line calls it stalled
 
 
 class SinkUnavailableError(TickerError):
@@ -79,6 +79,7 @@ class PubSubSink:
         self._last_error: str | None = None
         self._last_error_at = float("-inf")
         self._last_progress = clock()
+        self._last_ok_at = float("-inf")
         self._paused_keys: set[str] = set()
         self._topic_missing = False
         self._next_topic_attempt = 0.0
@@ -146,6 +147,7 @@ class PubSubSink:
             self._last_progress = self._clock()
             if exc is None:
                 self._published += 1
+                self._last_ok_at = self._last_progress
             else:
                 self._failed += 1
                 self._paused_keys.add(key)
@@ -201,7 +203,8 @@ class PubSubSink:
         now = self._clock()
         with self._cond:
             problem = None
-            if now - self._last_error_at < STALL_AFTER and self._last_error:
+            # An error counts as current until a publish succeeds after it.
+            if self._last_error and self._last_error_at >= self._last_ok_at:
                 problem = self._last_error
             elif self._in_flight and now - self._last_progress > STALL_AFTER:
                 problem = f"no acknowledgement for {now - self._last_progress:.0f}s"
