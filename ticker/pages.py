@@ -43,7 +43,8 @@ def parse_symbols(raw: str | None) -> tuple[list[str], list[str]]:
         try:
             symbol = normalise_symbol(part)
         except InvalidTick:
-            rejected.append(part.strip()[:20])
+            shown = part.strip()
+            rejected.append(shown if len(shown) <= 20 else shown[:19] + "…")
             continue
         if symbol not in symbols:
             symbols.append(symbol)
