@@ -1,0 +1,166 @@
+"""`make dev`: the whole service on a laptop with one command.
+
+Starts the Pub/Sub emulator (when gcloud has it), the publisher job and the server on
+http://127.0.0.1:8080; without an emulator the server runs its in-memory broker and simulated feed.
+Prints the URLs and the admin token, and stops everything it started on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+
+from ticker.emulator import Emulator, emulator_available
+
+READY_TIMEOUT = 60.0
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _spawn(args: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(list(args), env=env, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen[bytes], name: str, grace: float = 25.0) -> None:
+    if proc.poll() is not None:
+        return
+    print(f"dev: stopping {name} (pid {proc.pid})", file=sys.stderr)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@contextlib.contextmanager
+def _maybe_emulator(use: bool) -> Iterator[Emulator | None]:
+    if not use:
+        yield None
+        return
+    emulator = Emulator(project="ticker-local")
+    print(f"dev: starting the Pub/Sub emulator on {emulator.host} ...", file=sys.stderr)
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        print("dev: stopping the emulator", file=sys.stderr)
+        emulator.cleanup()
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m ticker.dev", description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    parser.add_argument("--rate", type=float, default=20.0, help="ticks/s in total (default 20)")
+    parser.add_argument("--symbols", default="AAPL,MSFT,GOOG,AMZN,NVDA,TSLA,META,NFLX,AMD,INTC")
+    parser.add_argument("--memory", action="store_true", help="skip the emulator")
+    parser.add_argument("--emulator-only", action="store_true", help="run only the emulator")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run until Ctrl-C; return the exit code."""
+    args = _parse(argv)
+    if not args.emulator_only and not _port_free(args.port):
+        print(
+            f"dev: port {args.port} is in use; stop what runs there or pass --port", file=sys.stderr
+        )
+        return 1
+    use_emulator = not args.memory and emulator_available()
+    if args.emulator_only and not use_emulator:
+        print("dev: the Pub/Sub emulator is not installed (gcloud + java)", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        with _maybe_emulator(use_emulator) as emulator:
+            if args.emulator_only:
+                assert emulator is not None
+                print(f"export PUBSUB_EMULATOR_HOST={emulator.host}")
+                _wait_forever()
+                return 0
+            return _serve(args, emulator)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _wait_forever(*procs: subprocess.Popen[bytes]) -> None:
+    while True:
+        for proc in procs:
+            if proc.poll() is not None:
+                print(f"dev: pid {proc.pid} exited with {proc.returncode}", file=sys.stderr)
+                return
+        time.sleep(0.5)
+
+
+def _serve(args: argparse.Namespace, emulator: Emulator | None) -> int:
+    env = dict(os.environ)
+    env.setdefault("TICKER_ADMIN_TOKEN", secrets.token_urlsafe(18))
+    env.setdefault("TICKER_TOPIC", "prices")
+    if emulator is not None:
+        env.update(
+            PUBSUB_EMULATOR_HOST=emulator.host,
+            GOOGLE_CLOUD_PROJECT=env.get("GOOGLE_CLOUD_PROJECT", "ticker-local"),
+            TICKER_BROKER="pubsub",
+        )
+    else:
+        env.update(TICKER_BROKER="memory", TICKER_SIM_SYMBOLS=args.symbols)
+        env["TICKER_SIM_RATE"] = str(args.rate)
+    base = f"http://127.0.0.1:{args.port}"
+    server = _spawn(
+        [sys.executable, "-m", "hypercorn", "ticker.app:create_app()", "--bind", base[7:]], env
+    )
+    procs = {"server": server}
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not _ready(base + "/readiness_check"):
+            if server.poll() is not None or time.monotonic() > deadline:
+                print("dev: the server did not become ready", file=sys.stderr)
+                return 1
+            time.sleep(0.3)
+        if emulator is not None:
+            publisher = [sys.executable, "-m", "publisher", "--symbols", args.symbols]
+            procs["publisher"] = _spawn([*publisher, "--rate", str(args.rate)], env)
+        mode = (
+            f"Pub/Sub emulator {emulator.host}" if emulator else "in-memory broker + simulated feed"
+        )
+        print(
+            f"\n  ticker is running ({mode})\n"
+            f"  live prices   {base}/\n"
+            f"  admin         {base}/admin   token: {env['TICKER_ADMIN_TOKEN']}\n"
+            f"  stats API     {base}/admin/api/stats\n"
+            f"  metrics       {base}/metrics\n"
+            "  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        _wait_forever(*procs.values())
+        return 1
+    finally:
+        for name, proc in reversed(procs.items()):
+            _stop(proc, name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
