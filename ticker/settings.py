@@ -56,6 +56,19 @@ def _symbols(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tup
         raise ConfigError(f"{name}: {exc}") from None
 
 
+def _cursor_key(env: Mapping[str, str]) -> bytes:
+    """Every instance of one deployment must agree: an explicit key, else project + topic.
+
+    The cursor tag is integrity against corruption and casual tampering, not secrecy: the default
+    key is derivable by anyone who knows the project and topic names.
+    """
+    explicit = env.get("TICKER_CURSOR_KEY", "")
+    if explicit:
+        return explicit.encode()
+    project = env.get("GOOGLE_CLOUD_PROJECT") or "ticker-local"
+    return f"ticker-cursor:{project}:{env.get('TICKER_TOPIC') or 'prices'}".encode()
+
+
 def _broker(env: Mapping[str, str]) -> BrokerKind:
     raw = env.get("TICKER_BROKER", "").strip().lower()
     if raw in ("pubsub", "memory"):
@@ -88,6 +101,19 @@ class Settings:
     history_max_age: float = 300.0
     flush_interval: float = 0.0  # seconds the writer waits after a send to batch more ticks
     allowed_origins: tuple[str, ...] = ()  # empty: the serving host only
+    # Transport hardening and fallbacks (issue 4).
+    cursor_key: bytes = b""  # HMAC key of SSE/poll cursors; derived from project+topic when unset
+    heartbeat_interval: float = 15.0  # server heartbeat; a silent peer is closed after 2x + 5 s
+    poll_timeout: float = 25.0  # how long /poll holds a request with nothing new
+    sse_retry_ms: int = 1000  # the `retry:` hint of /sse
+    rate_per_minute: float = 100.0  # client frames per connection, sustained
+    rate_burst: int = 20  # client frames allowed at once above the sustained rate
+    max_connections_per_address: int = 20
+    # Proxies in front of us that append to X-Forwarded-For (0: ignore the header). App Engine's
+    # front end appends "<client-ip>, <lb-ip>", so the client is the 2nd entry from the right.
+    proxy_hops: int = 0
+    presence_interval: float = 2.0  # seconds between this instance's stats heartbeats
+    presence_misses: int = 3  # heartbeats a peer may miss before it leaves the cluster view
 
     @property
     def control_topic(self) -> str:
@@ -125,4 +151,6 @@ class Settings:
             history_max_age=_float(env, "TICKER_HISTORY_MAX_AGE", 300.0, 1.0, 86_400.0),
             flush_interval=_float(env, "TICKER_FLUSH_INTERVAL", 0.0, 0.0, 1.0),
             allowed_origins=origins,
+            presence_interval=_float(env, "TICKER_PRESENCE_INTERVAL", 2.0, 0.1, 60.0),
+            presence_misses=_int(env, "TICKER_PRESENCE_MISSES", 3, 1, 100),
         )
