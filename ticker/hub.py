@@ -73,7 +73,10 @@ class Hub:
         self.history.append(tick, encoded)
         sessions = self._subscribers.get(tick.symbol)
         if sessions:
+            gap = [tick.symbol] if verdict is Verdict.GAP else None
             for session in sessions:
+                if gap:
+                    session.resync(gap)
                 session.offer(tick.symbol, tick.seq, encoded, tick.ts)
             self.counters.deliveries += len(sessions)
         return verdict
@@ -111,6 +114,9 @@ class Hub:
             self._subscribers.setdefault(symbol, set()).add(session)
             session.symbols.add(symbol)
         session.push_control(subscribed_frame(symbols, recovered))
+        lost = [s for s, replay in replays.items() if replay is None]
+        if lost:
+            session.resync(lost)
         for symbol in new:
             replay = replays.get(symbol)
             if replay is not None:

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from ticker.core.codec import reconnect_frame, ticks_frame
+from ticker.core.codec import reconnect_frame, resync_frame, ticks_frame
 from ticker.core.outbox import Outbox
 
 Transport = Literal["websocket", "sse", "longpoll"]
@@ -48,6 +48,7 @@ class Session:
         self._wake = asyncio.Event()
         self.closed = False
         self.close_code: int | None = None  # set by `end`: close once what is pending is sent
+        self.resynced: set[str] = set()  # symbols with a gap since the transport last looked
         self.frames_sent = 0
         self.ticks_sent = 0
 
@@ -60,6 +61,11 @@ class Session:
         """Queue a control frame (subscribed, error, reconnect...). Oldest drop past the bound."""
         self._control.append(frame)
         self._wake.set()
+
+    def resync(self, symbols: list[str]) -> None:
+        """Tell the client that ticks of `symbols` were lost; a snapshot tick follows."""
+        self.resynced.update(symbols)
+        self.push_control(resync_frame(symbols))
 
     def end(self, code: int, reason: str) -> None:
         """Ask the transport to send a `reconnect` frame, then close with `code`."""

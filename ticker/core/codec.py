@@ -75,6 +75,14 @@ def reconnect_frame(reason: str) -> str:
     return orjson.dumps({"type": "reconnect", "reason": reason}).decode()
 
 
+def resync_frame(symbols: Iterable[str]) -> str:
+    """Some ticks of `symbols` will never arrive: what follows for them is a fresh snapshot.
+
+    Sent on a seq gap at ingest and on a resume that history no longer covers (an addition).
+    """
+    return orjson.dumps({"type": "resync", "symbols": list(symbols)}).decode()
+
+
 def frame(kind: str, payload: Mapping[str, object]) -> str:
     """Any other server frame, e.g. heartbeats: `{"type": kind, **payload}`."""
     return orjson.dumps({"type": kind, **payload}).decode()
