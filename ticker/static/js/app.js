@@ -52,11 +52,21 @@ const client = new TickerClient({
   onNotice: showNotice,
 });
 
+/** Why `symbol` cannot be added, or null when it can. */
+function refusal(symbol) {
+  if (!SYMBOL_RE.test(symbol)) return "A symbol is 1–15 characters of A–Z, 0–9, '.' and '-'.";
+  if (board.has(symbol)) return `${symbol} is already shown.`;
+  if (board.size >= config.maxSymbols) return `At most ${config.maxSymbols} symbols.`;
+  return null;
+}
+
 function addSymbol(raw) {
   const symbol = raw.trim().toUpperCase();
-  if (!SYMBOL_RE.test(symbol)) return showNotice("A symbol is 1–15 characters of A–Z, 0–9, '.' and '-'.");
-  if (board.has(symbol)) return showNotice(`${symbol} is already shown.`);
-  if (board.size >= config.maxSymbols) return showNotice(`At most ${config.maxSymbols} symbols.`);
+  const why = refusal(symbol);
+  if (why) {
+    showNotice(why);
+    return false;
+  }
   notice.hidden = true;
   board.add(symbol);
   client.add([symbol]);
@@ -67,7 +77,7 @@ function addSymbol(raw) {
 document.getElementById("picker").addEventListener("submit", (ev) => {
   ev.preventDefault(); // a submit is how Enter and the Add button both arrive here
   const input = document.getElementById("picker-input");
-  if (addSymbol(input.value) === true) input.value = "";
+  if (addSymbol(input.value)) input.value = "";
   input.focus();
 });
 

@@ -14,6 +14,7 @@ const BACKOFF_BASE_MS = 250;
 const BACKOFF_CAP_MS = 10_000;
 const HEALTHY_AFTER_MS = 5_000; // a connection open this long resets the backoff
 const FAILS_BEFORE_FALLBACK = 2;
+const BOUNCE_MS = 1_000; // a `reconnect` frame this soon after connecting is not obeyed at once
 const LATENCY_WINDOW = 51;
 
 /** Full jitter: a uniform wait in [0, min(cap, base * 2^attempt)) (AWS architecture blog). */
@@ -59,6 +60,7 @@ export class TickerClient {
     this._everOpened = false; // the current transport has worked at least once
     this._timer = null;
     this._healthyTimer = null;
+    this._openedAt = 0;
     this._conn = null; // the live WebSocket / EventSource / poll AbortController
   }
 
@@ -72,8 +74,11 @@ export class TickerClient {
     const fresh = symbols.filter((s) => !this.symbols.has(s));
     if (!fresh.length) return fresh;
     fresh.forEach((s) => this.symbols.add(s));
-    if (this.transport === "websocket") this._sendWs({ op: "subscribe", symbols: fresh, since: this._since(fresh) });
-    else this._restartHttp();
+    if (this.transport === "websocket") {
+      this._sendWs({ op: "subscribe", symbols: fresh, since: this._since(fresh) });
+    } else {
+      this._restartHttp();
+    }
     return fresh;
   }
 
@@ -127,6 +132,8 @@ export class TickerClient {
     this.onStatus(this);
   }
 
+  // Snapshot and replayed ticks are old by design; a median over recent ticks shrugs them off
+  // where a mean would not. It measures clock skew too when server and browser clocks differ.
   _sampleLatency(ms) {
     this._latency.push(ms);
     if (this._latency.length > LATENCY_WINDOW) this._latency.shift();
@@ -149,6 +156,7 @@ export class TickerClient {
     this._everOpened = true;
     this._failsNeverOpened = 0;
     this.connects += 1;
+    this._openedAt = performance.now();
     this._setState("live");
     clearTimeout(this._healthyTimer);
     this._healthyTimer = setTimeout(() => (this._attempt = 0), HEALTHY_AFTER_MS);
@@ -158,7 +166,8 @@ export class TickerClient {
   _failed(why) {
     clearTimeout(this._healthyTimer);
     this._conn = null;
-    if (!this._everOpened && ++this._failsNeverOpened >= FAILS_BEFORE_FALLBACK && this.transport !== "longpoll") {
+    const giveUp = !this._everOpened && ++this._failsNeverOpened >= FAILS_BEFORE_FALLBACK;
+    if (giveUp && this.transport !== "longpoll") {
       this._fallBack(why);
       return;
     }
@@ -167,10 +176,16 @@ export class TickerClient {
     this._timer = setTimeout(() => this._connect(), backoffDelay(this._attempt++));
   }
 
+  /** The server is closing this connection on purpose: reconnect at once, resuming. */
   _reconnectNow() {
+    const bounced = performance.now() - this._openedAt < BOUNCE_MS;
     this._close();
-    this._setState("reconnecting");
-    this._connect();
+    // A draining instance that keeps taking connections would otherwise bounce us in a tight loop.
+    if (bounced) this._failed("reconnect frame right after connecting");
+    else {
+      this._setState("reconnecting");
+      this._connect();
+    }
   }
 
   _fallBack(why) {
