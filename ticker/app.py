@@ -7,7 +7,8 @@ from collections.abc import Mapping
 
 from quart import Quart
 
-from ticker import health
+import dashboard
+from ticker import health, metrics
 from ticker.broker.base import Broker
 from ticker.logs import configure_logging
 from ticker.runtime import Runtime
@@ -27,5 +28,7 @@ def create_app(env: Mapping[str, str] | None = None, *, broker: Broker | None = 
     app.extensions["ticker"] = runtime
     for blueprint in (websocket.bp, health.bp):
         app.register_blueprint(blueprint)
+    metrics.install(app, runtime)
+    dashboard.install(app, runtime)
     app.while_serving(runtime.lifespan)
     return app
