@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from quart import Quart
 
 import dashboard
-from ticker import health, metrics
+from ticker import health, metrics, pages
 from ticker.broker.base import Broker
 from ticker.logs import configure_logging
 from ticker.runtime import Runtime
@@ -26,7 +26,7 @@ def create_app(env: Mapping[str, str] | None = None, *, broker: Broker | None = 
     runtime = Runtime.build(settings, broker=broker)
     app = Quart(__name__)
     app.extensions["ticker"] = runtime
-    for blueprint in (websocket.bp, health.bp):
+    for blueprint in (pages.bp, websocket.bp, health.bp):
         app.register_blueprint(blueprint)
     metrics.install(app, runtime)
     dashboard.install(app, runtime)
