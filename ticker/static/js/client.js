@@ -49,12 +49,14 @@ export class TickerClient {
     this.cursor = null; // opaque resume cursor of /sse and /poll
     this.ticksReceived = 0; // every tick that arrived, duplicates included
     this.duplicatesDropped = 0;
-    this.gaps = 0; // seq jumps > 1 (legitimate when the server conflates for a slow client)
+    this.gaps = 0; // unannounced seq jumps > 1 (legitimate when the server conflates for a slow client)
+    this.resyncs = 0; // `resync` frames: the server said some ticks will never arrive
     this.recovered = null; // `recovered` of the last `subscribed` frame
     this.connects = 0; // successful (re)connections, any transport
     this.latencyMs = null; // rolling median of now - tick.ts
 
     this._latency = [];
+    this._resyncing = new Set(); // symbols whose next tick may jump: announced by a `resync` frame
     this._attempt = 0; // consecutive failures, drives the backoff
     this._failsNeverOpened = 0; // failures of the current transport before it ever worked
     this._everOpened = false; // the current transport has worked at least once
@@ -103,6 +105,10 @@ export class TickerClient {
       this.onNotice(`Server: ${String(frame.message ?? frame.code ?? "error")}`);
     } else if (frame.type === "reconnect") {
       this._reconnectNow();
+    } else if (frame.type === "resync" && Array.isArray(frame.symbols)) {
+      // What follows for these symbols is a fresh snapshot. lastSeq stays: seqs only grow.
+      this.resyncs += 1;
+      frame.symbols.forEach((s) => this._resyncing.add(s));
     }
     // heartbeat and unknown types: ignored on purpose, the server may add more.
   }
@@ -121,7 +127,8 @@ export class TickerClient {
         this.duplicatesDropped += 1;
         continue;
       }
-      if (last !== undefined && tick.seq > last + 1) this.gaps += 1;
+      const announced = this._resyncing.delete(tick.symbol);
+      if (last !== undefined && tick.seq > last + 1 && !announced) this.gaps += 1;
       this.lastSeq[tick.symbol] = tick.seq;
       if (typeof tick.ts === "number") this._sampleLatency(now - tick.ts);
       fresh.push(tick);
