@@ -58,6 +58,10 @@ class InstanceRegistry:
         self._peers: dict[str, Peer] = {}
         self._departed: dict[str, Departure] = {}
 
+    def now(self) -> float:
+        """The registry's clock: peers' ages are measured against it."""
+        return self._clock()
+
     def heard(self, peer_id: str, stats: Mapping[str, object], beat: int) -> bool:
         """Record a heartbeat; False when it is older than what we have (or a goodbye's echo)."""
         current = self._peers.get(peer_id)

@@ -1,0 +1,149 @@
+"""Presence: every instance publishes its stats on the control topic; every instance listens.
+
+Rules:
+- The control topic rides on the same `Broker` seam as ticks: on Pub/Sub each process gets its
+  own fresh subscription (`<prefix>-ctl`), deleted on close, so every process hears every other
+  one (a shared subscription would load-balance heartbeats instead). No extra broker service.
+- Once a second: refresh local rates and the history (`ClusterStats.sample`) and wake the
+  dashboard streams. Every `interval` seconds: publish a heartbeat. A publish never delays the
+  sampling: it runs as its own task and a heartbeat is skipped while the previous one is in flight.
+- On close, a `leave` message lets peers drop this instance at once; a crashed one simply expires
+  after `ttl` (about three missed heartbeats).
+- Messages from the control topic are untrusted input: decode errors and bad shapes are counted
+  and dropped, never raised into the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from dashboard.stats import ClusterStats, sanitize
+from ticker.broker.base import Broker, BrokerUnavailable
+from ticker.core.registry import InstanceRegistry
+
+log = logging.getLogger(__name__)
+VERSION = 1
+LEAVE_TIMEOUT = 2.0
+
+
+class Presence:
+    """Heartbeats out, peers' heartbeats into the registry, a wake-up per sample for streams."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        cluster: ClusterStats,
+        interval: float,
+        sample_period: float = 1.0,
+    ) -> None:
+        self.broker = broker
+        self.cluster = cluster
+        self.registry: InstanceRegistry = cluster.registry
+        self.interval = interval
+        self.sample_period = min(sample_period, interval)
+        self.malformed = 0
+        self.publish_errors = 0
+        self._beats = itertools.count(1)
+        self._last_beat = 0
+        self._task: asyncio.Task[None] | None = None
+        self._publishing: asyncio.Task[None] | None = None
+        self._sampled = asyncio.Event()
+
+    @property
+    def id(self) -> str:
+        """This instance's id in the cluster."""
+        return self.cluster.local.id
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Subscribe to the control topic, announce ourselves, then beat and sample."""
+        await self.broker.start(self.on_message)
+        self.cluster.sample()
+        await self._beat()
+        self._task = asyncio.create_task(self._run(), name="presence")
+
+    async def close(self) -> None:
+        """Stop beating, say goodbye (bounded), release the control subscription."""
+        for task in (self._task, self._publishing):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        with contextlib.suppress(BrokerUnavailable, TimeoutError):
+            await asyncio.wait_for(self._send("leave", None), LEAVE_TIMEOUT)
+        await self.broker.close()
+
+    async def next_sample(self) -> None:
+        """Wait for the next once-a-second sample (dashboard streams pace themselves on it)."""
+        await self._sampled.wait()
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_sample = next_beat = loop.time()
+        while True:
+            next_sample += self.sample_period
+            await asyncio.sleep(max(0.0, next_sample - loop.time()))
+            self.cluster.sample()
+            woken, self._sampled = self._sampled, asyncio.Event()
+            woken.set()
+            if loop.time() >= next_beat + self.interval - self.sample_period / 2:
+                next_beat = loop.time()
+                if self._publishing is None or self._publishing.done():
+                    self._publishing = asyncio.create_task(self._beat(), name="presence-beat")
+
+    async def _beat(self) -> None:
+        try:
+            await self._send("beat", self.cluster.local.snapshot())
+        except BrokerUnavailable as exc:
+            self.publish_errors += 1
+            if self.publish_errors % 10 == 1:
+                log.warning("presence heartbeat not published (#%d): %s", self.publish_errors, exc)
+
+    async def _send(self, kind: str, stats: Mapping[str, Any] | None) -> None:
+        if kind == "beat":
+            self._last_beat = next(self._beats)
+        message = {"v": VERSION, "kind": kind, "id": self.id, "beat": self._last_beat}
+        if stats is not None:
+            message["stats"] = stats
+        await self.broker.publish(orjson.dumps(message), {"kind": kind}, "")
+
+    # --- inbound ----------------------------------------------------------------------------
+
+    def on_message(self, data: bytes, attributes: Mapping[str, str]) -> None:
+        """The control broker's handler (loop thread): heartbeats and goodbyes of peers."""
+        try:
+            message = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            self._bad("not JSON")
+            return
+        if not isinstance(message, dict) or message.get("v") != VERSION:
+            self._bad("unknown message")
+            return
+        peer, beat, kind = message.get("id"), message.get("beat"), message.get("kind")
+        if not isinstance(peer, str) or not isinstance(beat, int) or peer == self.id:
+            if peer != self.id:
+                self._bad("no id or beat")
+            return
+        if kind == "leave":
+            self.registry.left(peer, beat)
+            log.info("instance %s left the cluster", peer)
+            return
+        stats = sanitize(message.get("stats"))
+        if kind != "beat" or stats is None or stats["id"] != peer:
+            self._bad("bad heartbeat")
+            return
+        self.registry.heard(peer, stats, beat)
+
+    def _bad(self, why: str) -> None:
+        self.malformed += 1
+        if self.malformed % 100 == 1:
+            log.warning("control message #%d dropped: %s", self.malformed, why)

@@ -1,0 +1,181 @@
+"""`GET /metrics`: the instance's counters, gauges and latency histogram in Prometheus text.
+
+Rules:
+- One `CollectorRegistry` per app, never prometheus-client's global default: several apps in one
+  test process (or one process per Hypercorn worker) must not collide or share numbers.
+- Nothing is counted twice on the hot path. A custom collector reads the hub's own counters at
+  scrape time; the only hot-path addition is `LatencyHistogram.record`, an O(log buckets) bisect.
+- Per-instance only: Prometheus scrapes every instance and sums; cluster totals here would be
+  counted once per instance.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.process_collector import ProcessCollector
+from quart import Blueprint, Quart, Response, current_app
+
+from ticker.core.latency import LatencyWindow
+from ticker.hub import Hub
+
+if TYPE_CHECKING:
+    from ticker.runtime import Runtime
+
+TRANSPORTS = ("websocket", "sse", "longpoll")
+LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000)
+EXTENSION = "ticker.metrics"
+
+bp = Blueprint("metrics", __name__)
+
+
+class LatencyHistogram(LatencyWindow):
+    """A `LatencyWindow` that also keeps cumulative bucket counts and a sum, for a histogram."""
+
+    def __init__(self, size: int = 2048, buckets: tuple[float, ...] = LATENCY_BUCKETS_MS) -> None:
+        super().__init__(size)
+        self.buckets = buckets
+        self.bucket_counts = [0] * (len(buckets) + 1)  # the last one is +Inf
+        self.sum_ms = 0.0
+
+    def record(self, ms: float) -> None:
+        """Add one sample to the window and to its bucket."""
+        super().record(ms)
+        ms = ms if ms > 0 else 0.0
+        self.bucket_counts[bisect.bisect_left(self.buckets, ms)] += 1
+        self.sum_ms += ms
+
+
+@dataclass(frozen=True, slots=True)
+class SendTotals:
+    """What one transport has sent since start, live and departed sessions together."""
+
+    frames: int = 0
+    ticks: int = 0
+    conflated: int = 0
+
+
+def send_totals(hub: Hub) -> dict[str, SendTotals]:
+    """Per transport: frames, ticks and conflated ticks, monotonic over the process's life."""
+    counters = hub.counters
+    frames = {t: counters.retired_frames[t] for t in TRANSPORTS}
+    ticks = {t: counters.retired_ticks[t] for t in TRANSPORTS}
+    conflated = {t: counters.retired_conflated[t] for t in TRANSPORTS}
+    for session in hub.sessions():
+        frames[session.transport] += session.frames_sent
+        ticks[session.transport] += session.ticks_sent
+        conflated[session.transport] += session.outbox.conflated
+    return {t: SendTotals(frames[t], ticks[t], conflated[t]) for t in TRANSPORTS}
+
+
+class RuntimeCollector:
+    """Reads a `Runtime` at scrape time (a prometheus-client custom collector)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterable[Metric]:
+        """Yield every metric family, freshly read."""
+        runtime = self.runtime
+        hub = runtime.hub
+        yield from self._gauges(runtime)
+        c = hub.counters
+        for name, value, doc in (
+            ("ticks_received", c.ticks_in, "Ticks received from the broker."),
+            ("ticks_accepted", c.ticks_accepted, "Ticks accepted (new seq) and fanned out."),
+            ("ticks_duplicate", c.duplicates, "Ticks dropped as duplicates."),
+            ("ticks_stale", c.stale, "Ticks dropped as older than the latest seq."),
+            ("seq_gaps", c.gaps, "Accepted ticks that skipped at least one seq."),
+            ("malformed_messages", c.malformed, "Broker messages that were not valid ticks."),
+            ("deliveries", c.deliveries, "Tick offers that reached a client outbox."),
+        ):
+            yield CounterMetricFamily(f"ticker_{name}", doc, value=value)
+        errors = CounterMetricFamily(
+            "ticker_error_frames", "Error frames sent, by code.", labels=["code"]
+        )
+        for code, count in sorted(c.errors_by_code.items()):
+            errors.add_metric([code], count)
+        yield errors
+        yield from self._sent(hub)
+        yield self._latency(runtime.latency)
+
+    def _gauges(self, runtime: Runtime) -> Iterable[Metric]:
+        connections = GaugeMetricFamily(
+            "ticker_connections", "Connected clients, by transport.", labels=["transport"]
+        )
+        for transport, count in runtime.hub.connections_by_transport().items():
+            connections.add_metric([transport], count)
+        yield connections
+        yield GaugeMetricFamily(
+            "ticker_symbols_subscribed",
+            "Symbols with at least one local subscriber.",
+            value=len(runtime.hub.subscribers_by_symbol()),
+        )
+        yield GaugeMetricFamily("ticker_ready", "1 when ready for traffic.", value=runtime.ready())
+        healthy = runtime.broker.healthy()
+        yield GaugeMetricFamily("ticker_broker_healthy", "1 when the stream is up.", value=healthy)
+        yield GaugeMetricFamily(
+            "ticker_start_time_seconds", "Process start (epoch seconds).", value=runtime.started_at
+        )
+
+    def _sent(self, hub: Hub) -> Iterable[Metric]:
+        families = {
+            "frames": CounterMetricFamily(
+                "ticker_frames_sent", "Frames sent to clients.", labels=["transport"]
+            ),
+            "ticks": CounterMetricFamily(
+                "ticker_ticks_sent", "Ticks sent to clients.", labels=["transport"]
+            ),
+            "conflated": CounterMetricFamily(
+                "ticker_ticks_conflated",
+                "Ticks replaced by a newer one before a slow client got them.",
+                labels=["transport"],
+            ),
+        }
+        for transport, totals in send_totals(hub).items():
+            families["frames"].add_metric([transport], totals.frames)
+            families["ticks"].add_metric([transport], totals.ticks)
+            families["conflated"].add_metric([transport], totals.conflated)
+        return families.values()
+
+    def _latency(self, latency: LatencyWindow) -> Metric:
+        family = HistogramMetricFamily(
+            "ticker_publish_to_send_latency_seconds",
+            "From the tick's producer timestamp to the frame being written to a client.",
+        )
+        if isinstance(latency, LatencyHistogram):
+            cumulative, running = [], 0
+            for bound, count in zip(
+                (*latency.buckets, float("inf")), latency.bucket_counts, strict=True
+            ):
+                running += count
+                label = "+Inf" if bound == float("inf") else repr(bound / 1000)
+                cumulative.append((label, float(running)))
+            family.add_metric([], cumulative, latency.sum_ms / 1000)
+        else:
+            family.add_metric([], [("+Inf", float(latency.count))], 0.0)
+        return family
+
+
+def install(app: Quart, runtime: Runtime) -> CollectorRegistry:
+    """Give `app` its own registry (runtime metrics plus process metrics) and `/metrics`."""
+    registry = CollectorRegistry()
+    registry.register(RuntimeCollector(runtime))
+    ProcessCollector(registry=registry)
+    app.extensions[EXTENSION] = registry
+    app.register_blueprint(bp)
+    return registry
+
+
+@bp.get("/metrics")
+async def metrics() -> Response:
+    """Prometheus text exposition of this instance."""
+    registry = current_app.extensions[EXTENSION]
+    assert isinstance(registry, CollectorRegistry)
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
