@@ -206,12 +206,12 @@ def page(browser: Any, page_errors: list[str]) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1100, "height": 640})
     context.set_default_timeout(UNIT_S * 1000)
     page = context.new_page()
+
+    def on_console(msg: Any) -> None:
+        if msg.type == "error":
+            page_errors.append(f"console: {msg.text} {msg.location}")
+
     page.on("pageerror", lambda exc: page_errors.append(f"pageerror: {exc}"))
-    page.on(
-        "console",
-        lambda msg: (
-            msg.type == "error" and page_errors.append(f"console: {msg.text} {msg.location}")
-        ),
-    )
+    page.on("console", on_console)
     yield page
     context.close()

@@ -110,7 +110,12 @@ def test_query_symbols_are_normalised_and_bad_ones_shown_as_text(
     server: Server, page: Any, page_errors: list[str]
 ) -> None:
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     page.goto(f"{server.url}/?symbols=aapl,<img src=x onerror=alert(1)>,AAPL,,way-too-long-symbol")
 
     wait_for_price(page, "AAPL")
