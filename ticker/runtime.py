@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ticker.broker.base import Broker
 from ticker.broker.memory import InMemoryBroker
@@ -20,10 +22,24 @@ from ticker.core.history import RecentTicks
 from ticker.core.latency import LatencyWindow
 from ticker.feed import run_simulated_feed
 from ticker.hub import Hub
+from ticker.metrics import LatencyHistogram
 from ticker.settings import Settings
 
 log = logging.getLogger(__name__)
 MALFORMED_LOG_EVERY = 100
+DRAIN_SPREAD = 1.0  # reconnect frames go out over this long, so clients do not stampede a peer
+DRAIN_WAIT = 3.0  # then connections get at most this long to finish closing
+DRAIN_CLOSE_CODE = 1012  # "service restart"
+
+
+class Service(Protocol):
+    """Something that runs beside the broker for the process's life (e.g. dashboard presence)."""
+
+    async def start(self) -> None:
+        """Start; called after the broker has started."""
+
+    async def close(self) -> None:
+        """Stop; called after draining, before the broker closes."""
 
 
 def make_broker(settings: Settings) -> Broker:
@@ -43,11 +59,14 @@ class Runtime:
     broker: Broker
     hub: Hub
     clock: Callable[[], float] = time.monotonic
-    latency: LatencyWindow = field(default_factory=LatencyWindow)
+    latency: LatencyWindow = field(default_factory=LatencyHistogram)  # also feeds /metrics
     started_at: float = field(default_factory=time.time)
     draining: bool = False
     started: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+    _drain_task: asyncio.Task[None] | None = None
+    _closed: bool = False
 
     @classmethod
     def build(cls, settings: Settings, broker: Broker | None = None) -> Runtime:
@@ -69,7 +88,16 @@ class Runtime:
 
     def ready(self) -> bool:
         """Serving traffic makes sense: started, not draining, and the broker can deliver."""
-        return self.started and not self.draining and self.broker.healthy()
+        return self.readiness_problem() is None
+
+    def readiness_problem(self) -> str | None:
+        """Why this instance should get no traffic now (draining, starting, stream), or None."""
+        if self.draining:
+            return "draining"
+        if not self.started:
+            return "starting"
+        problem = self.broker.problem()
+        return None if problem is None else f"broker: {problem}"
 
     async def start(self) -> None:
         """Start the broker and, in memory mode, the simulated feed."""
@@ -79,25 +107,58 @@ class Runtime:
                 self.broker, self.settings.sim_symbols, self.settings.sim_rate
             )
             self._tasks.append(asyncio.create_task(feed, name="simulated-feed"))
+        for service in self.services:
+            await service.start()
         self.started = True
 
-    async def drain(self, spread: float = 1.0) -> None:
-        """Turn unready, tell every client to reconnect elsewhere, spread over `spread` seconds."""
-        self.draining = True
+    async def drain(self, spread: float = DRAIN_SPREAD, wait: float = DRAIN_WAIT) -> None:
+        """Turn unready at once, ask every client to reconnect elsewhere, wait for them to go.
+
+        Reconnect frames (then close 1012) are spread over `spread` seconds in random order;
+        clients arriving meanwhile are sent away too. Returns when no session is left or after
+        `spread + wait` seconds. Calling it again waits for the same drain.
+        """
+        if self._drain_task is None:
+            self.draining = True
+            self._drain_task = asyncio.create_task(self._drain(spread, wait), name="drain")
+        await self._drain_task
+
+    async def _drain(self, spread: float, wait: float) -> None:
         sessions = self.hub.sessions()
-        step = spread / max(len(sessions), 1)
-        for index, session in enumerate(sessions):
-            session.end(1012, "server draining")
-            if step and index % 50 == 49:
-                await asyncio.sleep(step * 50)
+        log.info("draining: asking %d clients to reconnect elsewhere", len(sessions))
+        random.shuffle(sessions)
+        slices = max(1, min(len(sessions), 20))
+        for index in range(slices):
+            for session in sessions[index::slices]:
+                session.end(DRAIN_CLOSE_CODE, "server draining")
+            await asyncio.sleep(spread / slices)
+        deadline = self.clock() + wait
+        while self.hub.sessions() and self.clock() < deadline:
+            for session in self.hub.sessions():
+                session.end(DRAIN_CLOSE_CODE, "server draining")  # no-op if already asked
+            await asyncio.sleep(0.05)
+        log.info("drained; %d sessions left", len(self.hub.sessions()))
 
     async def close(self) -> None:
-        """Stop background tasks and release the broker (and its subscription)."""
+        """Stop services and tasks, then release the broker (and delete its subscription).
+
+        Idempotent: the SIGTERM path and the lifespan exit both call it.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for service in reversed(self.services):
+            await service.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.broker.close()
+
+    async def shutdown(self) -> None:
+        """Drain, then close: what SIGTERM means (`ticker.serve`) and what lifespan exit does."""
+        await self.drain()
+        await self.close()
 
     async def lifespan(self) -> AsyncGenerator[None, None]:
         """Start on serve, drain and close on shutdown (an async generator for `while_serving`)."""
@@ -105,5 +166,4 @@ class Runtime:
         try:
             yield
         finally:
-            await self.drain()
-            await self.close()
+            await self.shutdown()

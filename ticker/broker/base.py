@@ -30,3 +30,9 @@ class Broker(Protocol):
 
     def healthy(self) -> bool:
         """Whether messages can flow now (drives the readiness check)."""
+
+    def problem(self) -> str | None:
+        """Why `healthy()` is False (for the readiness body and logs), or None."""
+
+    def stats(self) -> dict[str, int | float | str | None]:
+        """Counters and state for readiness bodies and metrics (flat, JSON-ready)."""

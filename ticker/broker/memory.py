@@ -62,3 +62,11 @@ class InMemoryBroker:
     def healthy(self) -> bool:
         """Always healthy once started: there is nothing to lose contact with."""
         return self._handler is not None
+
+    def problem(self) -> str | None:
+        """None once started."""
+        return None if self._handler is not None else "not started"
+
+    def stats(self) -> dict[str, int | float | str | None]:
+        """What this broker published (the memory bus has nothing else to report)."""
+        return {"topic": self.topic, "published": self.published, "problem": self.problem()}
