@@ -13,7 +13,7 @@ from ticker.broker.base import Broker
 from ticker.logs import configure_logging
 from ticker.runtime import Runtime
 from ticker.settings import Settings
-from ticker.transports import websocket
+from ticker.transports import longpoll, sse, websocket
 
 
 def create_app(env: Mapping[str, str] | None = None, *, broker: Broker | None = None) -> Quart:
@@ -26,7 +26,7 @@ def create_app(env: Mapping[str, str] | None = None, *, broker: Broker | None = 
     runtime = Runtime.build(settings, broker=broker)
     app = Quart(__name__)
     app.extensions["ticker"] = runtime
-    for blueprint in (pages.bp, websocket.bp, health.bp):
+    for blueprint in (pages.bp, websocket.bp, sse.bp, longpoll.bp, health.bp):
         app.register_blueprint(blueprint)
     metrics.install(app, runtime)
     dashboard.install(app, runtime)

@@ -1,70 +1,172 @@
-"""`/ws`: the contract's WebSocket protocol over a `Session`.
+"""`/ws`: the contract's WebSocket protocol over a `Session`, hardened against hostile peers.
 
-Rule: one reader and one writer task per connection, no task per message. The reader turns frames
-into hub calls (bad input -> an error frame, the connection stays open); the writer sends whatever
-the session has pending, ticks joined into one frame. Cleanup is in `finally`; CancelledError
-propagates.
+Rules:
+- Admission (Origin allowlist, connections per address) is decided before `accept()`: a refused
+  handshake gets HTTP 403/429, never `101`. A WebSocket without an Origin header is refused.
+- One reader and one writer task per connection, no task per message; the handler itself is the
+  heartbeat/watchdog loop. Cleanup is in `finally`; CancelledError propagates.
+- Bad input never closes the connection: it gets an error frame. Only these close it: a frame over
+  `max_frame_bytes` (1009), persistent flooding (1008), silence for 2 x heartbeat + 5 s (1001),
+  rotation at max age and drain (`reconnect` frame first).
+- The peer must send something at least every heartbeat interval; `{"op":"ping"}` (answered by
+  `pong`) is the cheapest. The server sends `{"type":"heartbeat","ts":...}` every interval.
+- Logs name peer, origin, session and reason; never a frame's content.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 
-from quart import Blueprint, current_app, websocket
+import structlog
+from quart import Blueprint, Response, current_app, websocket
+from quart.blueprints import BlueprintSetupState
 
 from ticker.core.client_ops import Ping, Subscribe, Unsubscribe, parse_client_frame
 from ticker.core.codec import error_frame, frame
 from ticker.core.errors import ClientError
+from ticker.core.ratelimit import RateDecision, TokenBucket
 from ticker.runtime import Runtime
 from ticker.session import Session
-from ticker.transports import runtime_of
+from ticker.transports import deflate, runtime_of
+from ticker.transports.guard import app_of, guard_of, setup_guard, shown
 
 bp = Blueprint("websocket", __name__)
+log = structlog.get_logger("ticker.transports")
 
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_SEND_TIMEOUT = 2.0  # a dead peer must not hold the handler in close()
+SILENCE_GRACE = 5.0
+
+
+@bp.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    setup_guard(state)
+    deflate.install(runtime_of(app_of(state)).settings.max_frame_bytes)
+
+
+class _Peer:
+    """What the reader learns about the peer, read by the watchdog."""
+
+    __slots__ = ("close_reason", "last_heard")
+
+    def __init__(self, now: float) -> None:
+        self.last_heard = now
+        self.close_reason = "peer closed"
 
 
 @bp.websocket("/ws")
-async def ws() -> None:
-    """Serve one WebSocket client until it leaves or the server rotates/drains it."""
+async def ws() -> Response | None:
+    """Serve one WebSocket client until it leaves, misbehaves, or the server rotates/drains it."""
     runtime = runtime_of(current_app)
+    guard = guard_of(current_app)
+    admission = guard.admit(websocket, "websocket", origin_required=True)
+    if isinstance(admission, Response):
+        return admission  # sent as the HTTP answer to the handshake: no 101
     settings = runtime.settings
-    session = Session("websocket", websocket.remote_addr or "?", settings.outbox_limit)
-    await websocket.accept()
-    runtime.hub.attach(session)
+    session = Session("websocket", admission.address, settings.outbox_limit)
+    loop = asyncio.get_running_loop()
+    peer = _Peer(loop.time())
+    started = loop.time()
+    try:
+        await websocket.accept()
+        runtime.hub.attach(session)
+        log.info(
+            "stream_open",
+            transport="websocket",
+            session=session.id,
+            peer=admission.address,
+            origin=shown(admission.origin),
+        )
+        await _serve(runtime, session, peer)
+    finally:
+        runtime.hub.detach(session)
+        guard.release(admission)
+        log.info(
+            "stream_close",
+            transport="websocket",
+            session=session.id,
+            peer=admission.address,
+            reason=peer.close_reason,
+            seconds=round(loop.time() - started, 3),
+            frames_sent=session.frames_sent,
+        )
+    return None
+
+
+async def _serve(runtime: Runtime, session: Session, peer: _Peer) -> None:
+    """Run reader and writer; beat and watch for silence until either ends."""
+    settings = runtime.settings
     loop = asyncio.get_running_loop()
     age = settings.max_connection_age
     age -= random.uniform(0, min(settings.max_connection_age_jitter, age * 0.1))
     rotate = loop.call_later(age, session.end, 1000, "max connection age reached")
-    reader = asyncio.create_task(_read(runtime, session), name=f"ws-read-{session.id}")
-    writer = asyncio.create_task(_write(runtime, session), name=f"ws-write-{session.id}")
+    reader = asyncio.create_task(_read(runtime, session, peer), name=f"ws-read-{session.id}")
+    writer = asyncio.create_task(_write(runtime, session, peer), name=f"ws-write-{session.id}")
+    beat = settings.heartbeat_interval
+    silence = 2 * beat + SILENCE_GRACE
+    next_beat = loop.time() + beat
     try:
-        done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            task.result()  # surface unexpected errors in the log
+        while True:
+            wake = min(next_beat, peer.last_heard + silence)
+            done, _ = await asyncio.wait(
+                {reader, writer},
+                timeout=max(0.0, wake - loop.time()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if done:
+                for task in done:
+                    task.result()  # surface unexpected errors in the log
+                return
+            now = loop.time()
+            if now - peer.last_heard >= silence:
+                peer.close_reason = "heartbeat timeout"
+                await _close(CLOSE_GOING_AWAY, "no heartbeat")
+                return
+            if now >= next_beat:
+                session.push_control(frame("heartbeat", {"ts": time.time_ns() // 1_000_000}))
+                next_beat = now + beat
     finally:
         rotate.cancel()
         for task in (reader, writer):
             task.cancel()
         await asyncio.gather(reader, writer, return_exceptions=True)
-        runtime.hub.detach(session)
 
 
-async def _read(runtime: Runtime, session: Session) -> None:
+async def _close(code: int, reason: str) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(CLOSE_SEND_TIMEOUT):
+            await websocket.close(code, reason)
+
+
+async def _read(runtime: Runtime, session: Session, peer: _Peer) -> None:
     settings = runtime.settings
+    counters = runtime.hub.counters
+    loop = asyncio.get_running_loop()
+    bucket = TokenBucket(settings.rate_per_minute, settings.rate_burst, loop.time)
     while True:
         data = await websocket.receive()
+        peer.last_heard = loop.time()
         if data is not None and len(data) > settings.max_frame_bytes:
-            session.push_control(error_frame("bad_frame", "frame too large"))
-            await websocket.close(CLOSE_TOO_BIG, "frame too large")
+            peer.close_reason = "frame too large"
+            await _close(CLOSE_TOO_BIG, "frame too large")
+            return
+        decision = bucket.take()
+        if decision is RateDecision.ABUSIVE:
+            peer.close_reason = "rate limit exceeded"
+            counters.errors_by_code["rate_limited"] += 1
+            await _close(CLOSE_POLICY, "rate limit exceeded")
             return
         try:
-            op = parse_client_frame(data, settings.max_symbols_per_client)
-            _apply(runtime, session, op)
+            if decision is RateDecision.LIMITED:
+                raise ClientError("rate_limited", "too many messages: slow down")
+            _apply(runtime, session, parse_client_frame(data, settings.max_symbols_per_client))
         except ClientError as exc:
-            runtime.hub.counters.errors_by_code[exc.code] += 1
+            counters.errors_by_code[exc.code] += 1
             session.push_control(error_frame(exc.code, exc.message))
 
 
@@ -80,7 +182,7 @@ def _apply(runtime: Runtime, session: Session, op: Subscribe | Unsubscribe | Pin
         session.push_control(frame("pong", {"nonce": op.nonce, "ts": time.time_ns() // 1_000_000}))
 
 
-async def _write(runtime: Runtime, session: Session) -> None:
+async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
     flush_interval = runtime.settings.flush_interval
     latency = runtime.latency
     while True:
@@ -93,7 +195,8 @@ async def _write(runtime: Runtime, session: Session) -> None:
             session.ticks_sent += len(batch.ticks)
             latency.record(time.time() * 1000 - batch.oldest_ts)
         if session.close_code is not None and not session.has_pending():
-            await websocket.close(session.close_code, "reconnect")
+            peer.close_reason = "rotated" if session.close_code == 1000 else "drained"
+            await _close(session.close_code, "reconnect")
             return
         if flush_interval:
             await asyncio.sleep(flush_interval)

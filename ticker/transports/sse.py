@@ -1,0 +1,136 @@
+"""`/sse`: server-sent events for browsers without WebSockets (contract: Fallbacks).
+
+Rules:
+- Every `data:` line is one frame the WebSocket would send (`ticks`, `subscribed`, `resync`,
+  `reconnect`), as unnamed `message` events. Only `ticks` events carry an `id:`: the resume cursor
+  after that event. `Last-Event-ID` wins over `?cursor=` (the browser sends the newer one on its
+  own reconnects, with the original URL).
+- A resume replays from this instance's history when it covers the gap (`recovered: true`),
+  otherwise sends `resync` + snapshot. Any instance serves any cursor.
+- A comment line goes out after each heartbeat interval without events; `retry:` sets the
+  browser's reconnect delay. The response timeout is disabled for this response only.
+- Max age and drain end the stream after a `reconnect` event. Cleanup runs exactly once, even if
+  the body is never iterated (the client left before the first byte).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import weakref
+from collections.abc import AsyncIterator
+
+import structlog
+from quart import Blueprint, Response, current_app, request
+
+from ticker.core.codec import ticks_frame
+from ticker.core.errors import ClientError
+from ticker.runtime import Runtime
+from ticker.session import Session
+from ticker.transports import runtime_of
+from ticker.transports.guard import Admission, Guard, guard_of, setup_guard, shown
+from ticker.transports.params import bad_request, next_cursor, since_param, symbols_param
+
+bp = Blueprint("sse", __name__)
+log = structlog.get_logger("ticker.transports")
+bp.record_once(setup_guard)
+
+
+class _Stream:
+    """One open event stream's resources; `close()` is idempotent."""
+
+    def __init__(self, runtime: Runtime, guard: Guard, admission: Admission, session: Session):
+        self.runtime, self.guard, self.admission, self.session = runtime, guard, admission, session
+        self.rotate: asyncio.TimerHandle | None = None
+        self.started = time.monotonic()
+        self.closed = False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.rotate is not None:
+            self.rotate.cancel()
+        self.runtime.hub.detach(self.session)
+        self.guard.release(self.admission)
+        log.info(
+            "stream_close",
+            transport="sse",
+            session=self.session.id,
+            peer=self.admission.address,
+            seconds=round(time.monotonic() - self.started, 3),
+            frames_sent=self.session.frames_sent,
+        )
+
+
+@bp.get("/sse")
+async def sse() -> Response:
+    """Open an event stream of the `symbols` query parameter, resuming from a cursor if given."""
+    runtime = runtime_of(current_app)
+    settings = runtime.settings
+    guard = guard_of(current_app)
+    admission = guard.admit(request, "sse", origin_required=False)
+    if isinstance(admission, Response):
+        return admission
+    cursor = request.headers.get("Last-Event-ID") or request.args.get("cursor")
+    try:
+        symbols = symbols_param(request.args.get("symbols"), settings.max_symbols_per_client)
+        since = since_param(cursor, settings.cursor_key, settings.max_symbols_per_client, symbols)
+    except ClientError as exc:
+        guard.release(admission)
+        runtime.hub.counters.errors_by_code[exc.code] += 1
+        return bad_request(exc)
+    session = Session("sse", admission.address, settings.outbox_limit)
+    stream = _Stream(runtime, guard, admission, session)
+    runtime.hub.attach(session)
+    runtime.hub.subscribe(session, symbols, since)
+    age = settings.max_connection_age
+    age -= random.uniform(0, min(settings.max_connection_age_jitter, age * 0.1))
+    loop = asyncio.get_running_loop()
+    stream.rotate = loop.call_later(age, session.end, 1000, "max connection age reached")
+    log.info(
+        "stream_open",
+        transport="sse",
+        session=session.id,
+        peer=admission.address,
+        origin=shown(admission.origin),
+        resumed=bool(since),
+    )
+    body = _events(stream, since, symbols)
+    weakref.finalize(body, stream.close)  # the client may leave before the body is iterated
+    response = Response(
+        body,
+        content_type="text/event-stream",
+        headers={"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"},
+    )
+    response.timeout = None  # this response streams for up to max_connection_age
+    return response
+
+
+async def _events(
+    stream: _Stream, since: dict[str, int], symbols: tuple[str, ...]
+) -> AsyncIterator[str]:
+    runtime, session = stream.runtime, stream.session
+    settings = runtime.settings
+    try:
+        yield f"retry: {settings.sse_retry_ms}\n\n"
+        while True:
+            try:
+                async with asyncio.timeout(settings.heartbeat_interval):
+                    batch = await session.next_batch()
+            except TimeoutError:
+                yield ": heartbeat\n\n"
+                continue
+            parts = [f"data: {control}\n\n" for control in batch.control]
+            if batch.ticks:
+                cursor = next_cursor(since, session.outbox.last_seq, symbols, settings.cursor_key)
+                parts.append(f"id: {cursor}\ndata: {ticks_frame(batch.ticks)}\n\n")
+                session.ticks_sent += len(batch.ticks)
+                runtime.latency.record(time.time() * 1000 - batch.oldest_ts)
+            session.frames_sent += len(parts)
+            yield "".join(parts)
+            if session.close_code is not None and not session.has_pending():
+                return
+    finally:
+        stream.close()
