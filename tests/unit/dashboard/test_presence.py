@@ -1,0 +1,99 @@
+"""Presence: heartbeats between instances on one in-memory bus; untrusted input is dropped."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from dashboard.presence import Presence
+from dashboard.stats import ClusterStats, LocalStats
+from tests.conftest import FakeClock, timeout
+from ticker.broker.memory import InMemoryBroker, MemoryBus
+from ticker.core.registry import InstanceRegistry
+from ticker.runtime import Runtime
+from ticker.settings import Settings
+
+
+def make_presence(name: str, bus: MemoryBus, clock: FakeClock) -> Presence:
+    runtime = Runtime.build(Settings(instance_id=name), broker=InMemoryBroker(bus=bus))
+    registry = InstanceRegistry(ttl=7.0, clock=clock)
+    cluster = ClusterStats(LocalStats(runtime, name, clock), registry, wall=clock)
+    return Presence(InMemoryBroker("control", bus=bus), cluster, interval=2.0)
+
+
+def beat(ident: str, number: int, connections: int = 1) -> bytes:
+    stats = {
+        "id": ident,
+        "connections": connections,
+        "by_transport": {"websocket": connections, "sse": 0, "longpoll": 0},
+        "symbols": {},
+    }
+    return orjson.dumps({"v": 1, "kind": "beat", "id": ident, "beat": number, "stats": stats})
+
+
+@pytest.fixture
+def presence(clock: FakeClock) -> Presence:
+    return make_presence("me", MemoryBus(), clock)
+
+
+def test_peer_heartbeat_enters_the_registry(presence: Presence) -> None:
+    presence.on_message(beat("peer", 1, connections=3), {})
+    [peer] = presence.registry.live()
+    assert peer.stats["connections"] == 3
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not json",
+        b"[]",
+        b'{"v": 2, "kind": "beat", "id": "p", "beat": 1}',
+        b'{"v": 1, "kind": "beat", "beat": 1}',
+        b'{"v": 1, "kind": "beat", "id": "p", "beat": "1"}',
+        b'{"v": 1, "kind": "beat", "id": "p", "beat": 1, "stats": {"id": "p"}}',
+        b'{"v": 1, "kind": "dance", "id": "p", "beat": 1, "stats": null}',
+        beat("someone-else", 1).replace(b'"beat","id":"someone-else"', b'"beat","id":"p"'),
+    ],
+)
+def test_bad_control_messages_are_counted_and_dropped(presence: Presence, data: bytes) -> None:
+    presence.on_message(data, {})
+    assert presence.malformed == 1
+    assert presence.registry.live() == []
+
+
+def test_own_echo_is_ignored_without_counting(presence: Presence) -> None:
+    presence.on_message(beat("me", 1), {})
+    assert presence.registry.live() == []
+    assert presence.malformed == 0
+
+
+def test_goodbye_removes_the_peer(presence: Presence) -> None:
+    presence.on_message(beat("peer", 1), {})
+    presence.on_message(orjson.dumps({"v": 1, "kind": "leave", "id": "peer", "beat": 1}), {})
+    assert presence.registry.live() == []
+    assert presence.registry.departed()[0].reason == "left"
+
+
+async def test_two_instances_on_one_bus_see_each_other(clock: FakeClock) -> None:
+    bus = MemoryBus()
+    a, b = make_presence("a", bus, clock), make_presence("b", bus, clock)
+    await a.start()
+    await b.start()  # announces itself at once: no waiting for the first interval
+    try:
+        async with asyncio.timeout(timeout(2)):
+            while [p.id for p in a.registry.live()] != ["b"]:
+                await a.next_sample()
+        async with asyncio.timeout(timeout(2)):
+            while [p.id for p in b.registry.live()] != ["a"]:
+                await b.next_sample()
+    finally:
+        await b.close()
+    try:
+        async with asyncio.timeout(timeout(2)):
+            while a.registry.live():  # the goodbye arrives on a later loop iteration
+                await a.next_sample()
+        assert a.registry.departed()[0].id == "b"
+    finally:
+        await a.close()
