@@ -1,0 +1,162 @@
+"""Start, stop, kill and restart the real Pub/Sub emulator for integration tests.
+
+Rule: the emulator runs in its own process group (gcloud starts a Java child) and is only ever
+stopped by signalling that group by pid, so a test never leaves a JVM behind and never touches
+other processes.
+
+    with running_emulator() as emu:
+        env = {"PUBSUB_EMULATOR_HOST": emu.host}
+        emu.kill()      # SIGKILL, for fault tests
+        emu.restart()   # same port, empty state (topics and subscriptions are gone)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+PROJECT = "ticker-test"
+START_TIMEOUT = float(os.environ.get("TICKER_EMULATOR_START_TIMEOUT", "60"))
+
+
+def emulator_available() -> bool:
+    """Whether gcloud, Java and the Pub/Sub emulator component are installed."""
+    gcloud = shutil.which("gcloud")
+    if gcloud is None or shutil.which("java") is None:
+        return False
+    sdk_root = Path(gcloud).resolve().parent.parent
+    return (sdk_root / "platform" / "pubsub-emulator").is_dir()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers(host: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{host}/", timeout=1) as resp:
+            return bool(resp.read().strip() == b"Ok")
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class Emulator:
+    """One emulator process on a fixed port; `start()` after `stop()`/`kill()` reuses the port."""
+
+    def __init__(self, port: int | None = None, project: str = PROJECT) -> None:
+        self.port = port or free_port()
+        self.project = project
+        self.host = f"127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._data_dir = tempfile.mkdtemp(prefix="pubsub-emulator-")
+        self._log_path = Path(self._data_dir) / "emulator.log"
+
+    def start(self) -> None:
+        """Start the emulator and wait until it answers; raise RuntimeError with its log if not."""
+        if self.running:
+            return
+        log = self._log_path.open("ab")
+        cmd = [
+            "gcloud", "beta", "emulators", "pubsub", "start",
+            f"--host-port={self.host}", f"--project={self.project}", f"--data-dir={self._data_dir}",
+        ]  # fmt: skip
+        self._proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if _answers(self.host):
+                return
+            if self._proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        self.kill()
+        raise RuntimeError(f"Pub/Sub emulator did not start on {self.host}:\n{self.log_tail()}")
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, sig)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop gracefully (SIGTERM to the group), escalating to SIGKILL after `timeout` s."""
+        if self._proc is None:
+            return
+        self._signal_group(signal.SIGTERM)
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
+            self._proc.wait(timeout)
+        self._wait_port_closed(timeout)
+        # The JVM may outlive the gcloud wrapper by a moment; make sure the whole group is gone.
+        self._signal_group(signal.SIGKILL)
+        self._proc = None
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once, like a crash."""
+        if self._proc is None:
+            return
+        self._signal_group(signal.SIGKILL)
+        self._proc.wait(10)
+        self._wait_port_closed(10)
+        self._proc = None
+
+    def restart(self) -> None:
+        """Stop if running, then start again on the same port (with empty state)."""
+        self.stop()
+        self.start()
+
+    def _wait_port_closed(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) != 0:
+                    return
+            time.sleep(0.1)
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of the emulator's output, for failure messages."""
+        try:
+            text = self._log_path.read_text(errors="replace")
+        except OSError:
+            return "(no emulator log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def cleanup(self) -> None:
+        """Stop and remove the data directory."""
+        self.stop()
+        shutil.rmtree(self._data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_emulator(port: int | None = None) -> Iterator[Emulator]:
+    """Run an emulator for the duration of the block; always stopped afterwards."""
+    emu = Emulator(port)
+    try:
+        emu.start()
+        yield emu
+    finally:
+        emu.cleanup()
