@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.support.servers import ServerFactory
 from ticker.core.ticks import Tick, make_tick
 
 #: One scaled time unit for waits in tests: raise TICKER_TEST_TIMEOUT_FACTOR on slow machines.
@@ -38,3 +41,11 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
+    """`start_server(**env)` -> a running `Server` (a None value removes a variable)."""
+    factory = ServerFactory(tmp_path)
+    yield factory
+    factory.stop_all()
