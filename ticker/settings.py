@@ -153,4 +153,14 @@ class Settings:
             allowed_origins=origins,
             presence_interval=_float(env, "TICKER_PRESENCE_INTERVAL", 2.0, 0.1, 60.0),
             presence_misses=_int(env, "TICKER_PRESENCE_MISSES", 3, 1, 100),
+            cursor_key=_cursor_key(env),
+            heartbeat_interval=_float(env, "TICKER_HEARTBEAT_INTERVAL", 15.0, 0.05, 300.0),
+            poll_timeout=_float(env, "TICKER_POLL_TIMEOUT", 25.0, 0.05, 55.0),
+            sse_retry_ms=_int(env, "TICKER_SSE_RETRY_MS", 1000, 100, 60_000),
+            rate_per_minute=_float(env, "TICKER_RATE_PER_MINUTE", 100.0, 1.0, 1e9),
+            rate_burst=_int(env, "TICKER_RATE_BURST", 20, 1, 1_000_000),
+            max_connections_per_address=_int(
+                env, "TICKER_MAX_CONNECTIONS_PER_ADDRESS", 20, 1, 1_000_000
+            ),
+            proxy_hops=_int(env, "TICKER_PROXY_HOPS", 2 if env.get("GAE_INSTANCE") else 0, 0, 8),
         )
