@@ -1,0 +1,137 @@
+"""The whole path on real parts: publisher -> Pub/Sub emulator -> server processes -> WebSocket.
+
+Every test uses its own topic, so each server process gets a fresh subscription on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Any
+
+import orjson
+import pytest
+import websockets
+from google.cloud import pubsub_v1
+
+from tests.conftest import timeout
+from tests.support.servers import REPO, Server, http_status
+
+pytestmark = pytest.mark.integration
+PROJECT = "ticker-test"
+
+
+def _start(start_server: Any, emulator: Any, topic: str) -> Server:
+    server: Server = start_server(
+        TICKER_BROKER="pubsub",
+        PUBSUB_EMULATOR_HOST=emulator.host,
+        GOOGLE_CLOUD_PROJECT=PROJECT,
+        TICKER_TOPIC=topic,
+    )
+    deadline = time.monotonic() + timeout(20)
+    while http_status(server.url + "/readiness_check") != 200:
+        assert time.monotonic() < deadline, "server never became ready:\n" + server.log_tail()
+        time.sleep(0.1)  # polling another process: there is no event to await
+    return server
+
+
+class Collector:
+    """One WebSocket client that records every tick per symbol."""
+
+    def __init__(self, url: str, symbols: list[str]) -> None:
+        self.origin = url  # the serving host: what a browser on the page would send
+        self.url = url.replace("http://", "ws://") + "/ws"
+        self.symbols = symbols
+        self.seqs: dict[str, list[int]] = {s: [] for s in symbols}
+        self.subscribed = asyncio.Event()
+        self.errors: list[dict[str, Any]] = []
+
+    async def run(self, until: Any) -> None:
+        async with websockets.connect(self.url, origin=self.origin) as ws:
+            await ws.send(orjson.dumps({"op": "subscribe", "symbols": self.symbols}).decode())
+            while not until(self):
+                frame = orjson.loads(await ws.recv())
+                if frame["type"] == "subscribed":
+                    self.subscribed.set()
+                elif frame["type"] == "ticks":
+                    for tick in frame["ticks"]:
+                        self.seqs[tick["symbol"]].append(tick["seq"])
+                elif frame["type"] == "error":
+                    self.errors.append(frame)
+
+    def total(self) -> int:
+        return sum(len(s) for s in self.seqs.values())
+
+
+def _publish_raw(emulator: Any, topic: str, *bodies: bytes, symbol: str = "ZZZ") -> None:
+    """Publish as a foreign producer would: the plain google-cloud-pubsub client."""
+    publisher = pubsub_v1.PublisherClient()
+    path = publisher.topic_path(PROJECT, topic)
+    for body in bodies:
+        publisher.publish(path, body, symbol=symbol).result(timeout=10)
+
+
+def _run_publisher(emulator: Any, topic: str, symbols: str, rate: int, duration: int) -> int:
+    out = subprocess.run(
+        [sys.executable, "-m", "publisher", "--symbols", symbols, "--rate", str(rate),
+         "--duration", str(duration), "--topic", topic, "--project", PROJECT],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout(60),
+        env={**os.environ, "PUBSUB_EMULATOR_HOST": emulator.host},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    sent = re.findall(r"sent=(\d+)", out.stderr)
+    assert sent, out.stderr
+    return int(sent[-1])
+
+
+def _contiguous(seqs: list[int]) -> bool:
+    return seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+async def test_publisher_ticks_reach_websocket_clients_of_two_instances_in_order(
+    emulator, unique_name, start_server
+):
+    topic = unique_name("prices")
+    a, b = _start(start_server, emulator, topic), _start(start_server, emulator, topic)
+    clients = [Collector(a.url, ["AAPL", "MSFT"]), Collector(b.url, ["AAPL", "MSFT"])]
+    expected: dict[str, int] = {}
+    runs = [
+        asyncio.create_task(c.run(lambda c: c.total() >= expected.get("n", 10**9))) for c in clients
+    ]
+    for client in clients:
+        await asyncio.wait_for(client.subscribed.wait(), timeout(10))
+    expected["n"] = await asyncio.to_thread(_run_publisher, emulator, topic, "AAPL,MSFT", 40, 3)
+    await asyncio.wait_for(asyncio.gather(*runs), timeout(20))
+    for client in clients:
+        assert client.total() == expected["n"]  # every tick, on both instances
+        for symbol, seqs in client.seqs.items():
+            assert seqs, symbol
+            assert _contiguous(seqs), f"{symbol}: gaps, duplicates or reordering in {seqs}"
+        assert not client.errors
+
+
+async def test_foreign_producers_and_malformed_messages(emulator, unique_name, start_server):
+    topic = unique_name("prices")
+    server = _start(start_server, emulator, topic)
+    client = Collector(server.url, ["ZZZ"])
+    run = asyncio.create_task(client.run(lambda c: len(c.seqs["ZZZ"]) >= 2))
+    await asyncio.wait_for(client.subscribed.wait(), timeout(10))
+    now = int(time.time() * 1000)
+    await asyncio.to_thread(
+        _publish_raw,
+        emulator,
+        topic,
+        b'{"symbol": "zzz", "price": 12.5, "seq": 100, "ts": %d}' % now,
+        b"definitely not json",
+        b'{"symbol": "ZZZ", "price": "free", "seq": 101, "ts": 1}',
+        b"\xff\xfe\x00",
+        b'{"symbol": "ZZZ", "price": 12.75, "seq": 101, "ts": %d, "volume": 500}' % now,
+    )
+    await asyncio.wait_for(run, timeout(15))
+    assert client.seqs["ZZZ"] == [100, 101]
+    assert http_status(server.url + "/liveness_check") == 200
+    assert http_status(server.url + "/readiness_check") == 200
