@@ -218,14 +218,21 @@ def make_steps(opts: Options, rows: list[feed.ReplayRow] | None) -> Iterator[fee
     return feed.walk_steps(walk)
 
 
+class Stop(threading.Event):
+    """Set to stop the job; `reason` says why, for the summary."""
+
+    reason = ""
+
+
 class Job:
     """The publishing loop: paces steps into the sink, reports progress, stops on request."""
 
-    def __init__(self, opts: Options, sink: PubSubSink, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, opts: Options, sink: PubSubSink, stop: Stop, *, clock: Clock = time.monotonic
+    ) -> None:
         self.opts = opts
         self.sink = sink
-        self.stop = threading.Event()
-        self.stop_reason = ""
+        self.stop = stop
         self._clock = clock
         self._started = clock()
         self._meter = RateMeter(clock)
@@ -243,18 +250,21 @@ class Job:
             self.sink.publish(step.make())
             pacer.sent()
             made += 1
-        self.stop_reason = self.stop_reason or "replay finished"
+        self.stop.reason = self.stop.reason or "replay finished"
         return made
 
     def _wait_until_due(self, pacer: Pacer, end: float) -> bool:
         while not self.stop.is_set():
             now = self._clock()
             if now >= end:
-                self.stop_reason = "duration reached"
+                self.stop.reason = "duration reached"
                 return False
             if now >= self._next_progress:
                 self.progress()
-                self._next_progress += self.opts.progress_interval
+                # After a long block (e.g. recreating the topic), one line, not a backlog of them.
+                self._next_progress = max(
+                    self._next_progress + self.opts.progress_interval, now + 0.1
+                )
             self.sink.maintain()
             wait = min(pacer.wait_time(), self._next_progress - now, end - now, 0.25)
             if wait > 0:
@@ -283,7 +293,7 @@ class Job:
         elapsed = self._clock() - self._started
         avg = st.published / elapsed if elapsed > 0 else 0.0
         _say(
-            f"done ({self.stop_reason or 'stopped'}) in {elapsed:.1f}s: sent={st.published} "
+            f"done ({self.stop.reason or 'stopped'}) in {elapsed:.1f}s: sent={st.published} "
             f"errors={st.failed} retries={st.retries} avg_rate={avg:.1f}/s"
         )
         if not flushed:
@@ -291,14 +301,14 @@ class Job:
         return flushed and st.failed == 0
 
 
-def _install_signals(job: Job) -> dict[int, object]:
-    """Ctrl-C/SIGTERM stop the loop gracefully; a second one aborts the flush."""
+def _install_signals(stop: Stop) -> dict[int, object]:
+    """Ctrl-C/SIGTERM stop the job gracefully; a second one aborts at once (e.g. a stuck flush)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if job.stop.is_set():
+        if stop.is_set():
             raise SystemExit(128 + signum)
-        job.stop_reason = f"stopped by {signal.Signals(signum).name}"
-        job.stop.set()
+        stop.reason = f"stopped by {signal.Signals(signum).name}"
+        stop.set()
 
     return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -316,20 +326,21 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 2
     emulator = os.environ.get("PUBSUB_EMULATOR_HOST")
     where = f"emulator {emulator}" if emulator else "Google Cloud"
+    stop = Stop()
+    previous = _install_signals(stop)
     try:
-        sink = PubSubSink(opts.project, opts.topic, max_in_flight=opts.max_in_flight)
-        created = sink.ensure_topic(timeout=opts.connect_timeout)
-    except SinkUnavailableError as exc:
-        _say(f"error: cannot use Pub/Sub ({where}): {exc}")
-        return 1
-    what = f"{len(rows)} replay rows" if rows is not None else ",".join(opts.symbols)
-    _say(
-        f"publishing {what} at {opts.rate:g}/s to {sink.topic_path} via {where}"
-        + (" (topic created)" if created else "")
-    )
-    job = Job(opts, sink)
-    previous = _install_signals(job)
-    try:
+        try:
+            sink = PubSubSink(opts.project, opts.topic, max_in_flight=opts.max_in_flight)
+            created = sink.ensure_topic(timeout=opts.connect_timeout)
+        except SinkUnavailableError as exc:
+            _say(f"error: cannot use Pub/Sub ({where}): {exc}")
+            return 1
+        what = f"{len(rows)} replay rows" if rows is not None else ",".join(opts.symbols)
+        _say(
+            f"publishing {what} at {opts.rate:g}/s to {sink.topic_path} via {where}"
+            + (" (topic created)" if created else "")
+        )
+        job = Job(opts, sink, stop)
         job.run(make_steps(opts, rows))
         ok = job.finish()
     finally:

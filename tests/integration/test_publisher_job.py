@@ -17,6 +17,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
 from ticker.core.codec import decode_tick
+from ticker.core.ticks import Tick
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ def make_subscription(topic: str, sub: str) -> str:
     )
     subscriber.close()
     publisher.transport.close()
-    return sub_path
+    return str(sub_path)
 
 
 def pull_all(
@@ -61,11 +62,11 @@ def pull_all(
     quiet: float = 2.0,
     timeout: float = 30.0,
     enough: int | None = None,
-):
+) -> list[pubsub_v1.types.PubsubMessage]:
     """Pull and ack until `at_least` messages came and then nothing more for `quiet` seconds
     (or, for a stream that never goes quiet, until `enough` came)."""
     subscriber = pubsub_v1.SubscriberClient()
-    received = []
+    received: list[pubsub_v1.types.PubsubMessage] = []
     deadline = time.monotonic() + timeout
     last_new = time.monotonic()
     try:
@@ -96,15 +97,15 @@ def pull_all(
     return received
 
 
-def by_symbol(messages):
-    out: dict[str, list] = {}
+def by_symbol(messages: list[pubsub_v1.types.PubsubMessage]) -> dict[str, list[Tick]]:
+    out: dict[str, list[Tick]] = {}
     for msg in messages:
         tick = decode_tick(msg.data)
         out.setdefault(tick.symbol, []).append(tick)
     return out
 
 
-def assert_contract_shape(msg) -> None:
+def assert_contract_shape(msg: pubsub_v1.types.PubsubMessage) -> None:
     obj = json.loads(msg.data.decode("utf-8"))
     assert {"symbol", "price", "seq", "ts"} <= obj.keys()
     assert isinstance(obj["seq"], int)

@@ -7,7 +7,9 @@ import pytest
 from publisher import cli, feed
 
 
-def exit_code_and_stderr(capsys, argv):
+def exit_code_and_stderr(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> tuple[str | int | None, str]:
     with pytest.raises(SystemExit) as info:
         cli.main(argv, environ={})
     return info.value.code, capsys.readouterr().err

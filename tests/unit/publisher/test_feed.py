@@ -5,19 +5,23 @@ from __future__ import annotations
 import io
 import itertools
 import random
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
 from publisher import feed
 from ticker.core.codec import decode_tick, tick_to_bytes
+from ticker.core.ticks import Tick
 
 
-def clock_ms(start: int = 1_764_089_400_000):
+def clock_ms(start: int = 1_764_089_400_000) -> Callable[[], int]:
     ticks = itertools.count(start)
     return lambda: next(ticks)
 
 
-def walk(symbols=("AAPL", "MSFT"), seed=1, base=5_000, **kw):
+def walk(
+    symbols: Sequence[str] = ("AAPL", "MSFT"), seed: int = 1, base: int = 5_000, **kw: float
+) -> Iterator[Tick]:
     rng = random.Random(seed)
     prices = feed.start_prices(list(symbols), rng)
     return feed.random_walk(prices, rng, feed.SeqCounter(base), clock_ms(), **kw)
@@ -82,7 +86,7 @@ def test_walk_ticks_encode_to_the_contract_json():
     )
 
 
-def parse(text: str):
+def parse(text: str) -> tuple[list[feed.ReplayRow], list[feed.ReplayProblem]]:
     return feed.parse_replay(io.StringIO(text))
 
 
@@ -151,9 +155,9 @@ def test_replay_steps_assign_fresh_seq_and_ts_in_file_order():
 
 
 def test_walk_steps_make_ticks_only_when_called():
-    made = []
+    made: list[int] = []
 
-    def gen():
+    def gen() -> Iterator[Tick]:
         while True:
             made.append(1)
             yield next(walk())
