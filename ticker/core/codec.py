@@ -66,8 +66,13 @@ def unsubscribed_frame(symbols: Iterable[str]) -> str:
 
 
 def error_frame(code: str, message: str) -> str:
-    """An error frame; the message is data, never markup, and is JSON-escaped here."""
-    return orjson.dumps({"type": "error", "code": code, "message": message}).decode()
+    """An error frame; the message is data, never markup: JSON-escaped, `<>&` as \\u escapes.
+
+    Messages may quote a bounded piece of client input; the escapes keep it inert even if a
+    careless reader pastes the raw frame into HTML.
+    """
+    text = orjson.dumps({"type": "error", "code": code, "message": message}).decode()
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def reconnect_frame(reason: str) -> str:
