@@ -172,11 +172,13 @@ class WsClient:
     close_code: int | None = None
     closed_at: float | None = None
     _task: asyncio.Task[None] | None = None
+    _ws: Any = None
     _subscribed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
         """Connect, subscribe, and keep reading in the background."""
         ws = await websockets.connect(self.url, origin=self.origin)  # type: ignore[arg-type]
+        self._ws = ws
         await ws.send(json.dumps({"op": "subscribe", "symbols": self.symbols}))
         self._task = asyncio.create_task(self._run(ws))
         await asyncio.wait_for(self._subscribed.wait(), 10)
@@ -214,9 +216,17 @@ class WsClient:
         return self.closed_at is not None
 
     async def stop(self) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), 2)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def stop_clients(clients: Iterable[WsClient]) -> None:
+    """Close every client (safe on clients already closed by the server)."""
+    await asyncio.gather(*(c.stop() for c in clients))
 
 
 async def connect_clients(server: ServerProcess, symbols: list[str], count: int) -> list[WsClient]:

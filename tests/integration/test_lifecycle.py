@@ -24,9 +24,11 @@ from servers import (
     REPO,
     PublisherProcess,
     ServerProcess,
+    WsClient,
     connect_clients,
     poll_until,
     server_env,
+    stop_clients,
     wait_for,
 )
 
@@ -60,10 +62,11 @@ async def test_sigterm_drains_clients_then_deletes_subscription_and_exits(emulat
     topic = unique_name("prices")
     server = ServerProcess(server_env(emulator.host, topic, unique_name("l1")))
     publisher = PublisherProcess(emulator.host, topic, SYMBOLS, rate=40)
+    clients: list[WsClient] = []
     try:
         await asyncio.to_thread(server.wait_ready)
         sub = server.subscription()
-        clients = await connect_clients(server, SYMBOLS[:2], 15)
+        clients += await connect_clients(server, SYMBOLS[:2], 15)
         await poll_until(lambda: all(c.ticks for c in clients), 15, "a tick at every client")
 
         signalled = time.monotonic()
@@ -86,6 +89,7 @@ async def test_sigterm_drains_clients_then_deletes_subscription_and_exits(emulat
         print(f"L1: subscription deleted {deleted_after:.1f}s, exit {exited_after:.1f}s")
         assert exited_after <= 20
     finally:
+        await stop_clients(clients)
         server.stop()
         publisher.stop()
 
@@ -102,6 +106,7 @@ async def test_restart_after_kill_gets_a_fresh_subscription_and_every_tick_on_ti
     publisher = PublisherProcess(emulator.host, topic, SYMBOLS, rate=40)
     first = ServerProcess(server_env(emulator.host, topic, instance))
     second: ServerProcess | None = None
+    client: WsClient | None = None
     try:
         await asyncio.to_thread(first.wait_ready)
         old_sub = first.subscription()
@@ -119,8 +124,9 @@ async def test_restart_after_kill_gets_a_fresh_subscription_and_every_tick_on_ti
         for symbol in SYMBOLS:
             seqs = [t[1] for t in client.ticks if t[0] == symbol]
             assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"gap in {symbol}"
-        await client.stop()
     finally:
+        if client is not None:
+            await client.stop()
         first.stop()
         if second is not None:
             second.stop()
