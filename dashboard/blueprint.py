@@ -66,7 +66,8 @@ def make_blueprint(
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # not "no-referrer": with it browsers send `Origin: null` on our own form POSTs
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
 
     @bp.get("/admin")

@@ -1,0 +1,94 @@
+"""The admin dashboard in headless Chromium: log in, then watch the cluster total follow clients.
+
+Contract: Health and admin (`/admin`, the login form, `data-stat="cluster-connections"`).
+WebSocket clients from the test stand in for browsers on the live page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from tests.support.servers import BASE_ENV, Server
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = BASE_ENV["TICKER_ADMIN_TOKEN"]
+
+
+def expect(target: Any) -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target)
+
+
+@contextlib.contextmanager
+def clients(server: Server, count: int) -> Iterator[list[ClientConnection]]:
+    """`count` subscribed WebSocket clients, closed on exit."""
+    url = server.url.replace("http", "ws", 1) + "/ws"
+    with contextlib.ExitStack() as stack:
+        sockets = []
+        for _ in range(count):
+            ws = stack.enter_context(connect(url, origin=server.url, open_timeout=10))  # type: ignore[arg-type]
+            ws.send(json.dumps({"op": "subscribe", "symbols": ["AAPL"]}))
+            sockets.append(ws)
+        yield sockets
+
+
+def log_in(page: Any, server: Server, token: str = TOKEN) -> None:
+    page.goto(f"{server.url}/admin")
+    expect(page).to_have_url(f"{server.url}/admin/login")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+
+
+def test_login_then_the_total_follows_clients_live(
+    page: Any, server: Server, page_errors: list[str]
+) -> None:
+    log_in(page, server)
+    expect(page).to_have_url(f"{server.url}/admin")
+    total = page.locator('[data-stat="cluster-connections"]')
+    expect(page.locator("#status")).to_have_text("live")
+    expect(total).to_have_text("0")
+    expect(page.locator("#instances tbody tr")).to_have_count(1)
+
+    with clients(server, 3) as sockets:
+        expect(total).to_have_text("3")  # pushed over the admin stream, no reload
+        expect(page.locator('#symbols tr[data-symbol="AAPL"] td.n')).to_have_text("3")
+        sockets[0].close()
+        sockets[1].close()
+        expect(total).to_have_text("1")
+    expect(total).to_have_text("0")
+    expect(page.locator(".chart canvas")).to_have_count(3)
+    assert page_errors == []
+
+
+def test_wrong_token_stays_on_the_login_form(page: Any, server: Server) -> None:
+    log_in(page, server, token="not-the-token")
+    expect(page.locator(".error")).to_have_text("wrong token")
+    response = page.request.get(f"{server.url}/admin/api/stats")
+    assert response.status == 401
+
+
+def test_the_cookie_is_http_only_and_strict(page: Any, server: Server) -> None:
+    log_in(page, server)
+    expect(page).to_have_url(f"{server.url}/admin")
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "ticker_admin"]
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie") == ""
+    assert TOKEN not in cookie["value"]
+
+
+def test_api_refuses_without_token(server: Server) -> None:
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{server.url}/admin/api/stats", timeout=5)
+    assert refused.value.code == 401
+    refused.value.close()
