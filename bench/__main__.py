@@ -1,0 +1,103 @@
+"""`python -m bench [--quick]`: run the scenarios and write the report (see bench/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.scenarios import FULL, QUICK, scenario_a, scenario_b, scenario_d
+from bench.stacks import STACKS
+
+NEEDED_FDS = 24_000  # 10,000 clients + 10,000 server sockets + files, per process at most
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = NEEDED_FDS if hard == resource.RLIM_INFINITY else min(NEEDED_FDS, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))  # inherited by every child
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller N, fewer steps (~3 min)")
+    parser.add_argument("--scenarios", default="ABCD", help="any of A B C D (default: ABCD)")
+    parser.add_argument("--stacks", default=",".join(STACKS), help="comma list of stacks")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the servers (e.g. TICKER_FLUSH_INTERVAL=0.01)",
+    )
+    parser.add_argument("--out", type=Path, default=report.RESULTS, help="results directory")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    profile = QUICK if args.quick else FULL
+    stacks = [s for s in args.stacks.split(",") if s]
+    unknown = [s for s in stacks if s not in STACKS]
+    if unknown:
+        print(
+            f"unknown stack(s): {', '.join(unknown)}; known: {', '.join(STACKS)}", file=sys.stderr
+        )
+        return 2
+    env = dict(kv.split("=", 1) for kv in args.env)
+    _raise_nofile()
+    logdir = Path(tempfile.mkdtemp(prefix="ticker-bench-"))
+    started = time.monotonic()
+
+    def log(line: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {line}", flush=True)
+
+    results: dict[str, Any] = {
+        "profile": profile.name,
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "loadavg_start": os.getloadavg(),
+        "machine": report.machine(),
+        "env": env,
+        "scenarios": {},
+    }
+    sc = results["scenarios"]
+    log(
+        f"{profile.name} run: scenarios {args.scenarios}, stacks {', '.join(stacks)}; "
+        f"logs in {logdir}"
+    )
+    if "A" in args.scenarios:
+        sc["A"] = scenario_a(stacks, profile, logdir, log, env=env)
+    if "B" in args.scenarios:
+        sc["B"] = scenario_b(stacks, profile, logdir, log, env=env)
+    if "C" in args.scenarios:
+        from bench.realpath import scenario_c
+
+        try:
+            sc["C"] = scenario_c(profile, logdir, log, env=env)
+        except (RuntimeError, TimeoutError) as exc:
+            log(f"scenario C skipped: {exc}")
+    if "D" in args.scenarios:
+        one = ((sc.get("A") or {}).get("ticker", {}).get("best") or {}).get("deliveries_per_s", 0)
+        sc["D"] = scenario_d(profile, logdir, log, one, env=env)
+    results["loadavg_end"] = os.getloadavg()
+    results["duration_s"] = round(time.monotonic() - started)
+    path = report.write(results, args.out)
+    log(f"wrote {path}, {args.out / 'latest.md'} and {args.out / 'chart.png'}")
+    print((args.out / "latest.md").read_text())
+    if not args.keep_logs:
+        shutil.rmtree(logdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""One measurement point: start a server, connect the load, measure a window, stop everything.
+
+Rule: the window is defined on the ticks' own `ts`: a tick counts when the producer stamped it in
+[t0, t1) and it arrived by t1 + grace. Delivered = counted / owed, where owed is the larger of the
+nominal (rate x window x clients x per / symbols, what a round-robin feed owes those clients) and
+what the producer really made in the window (seq ranges seen by the clients, times subscribers).
+So feed lag, conflation and lateness all count against it, and a feed catching up after a stall
+cannot push it over 100 %. Server CPU and memory come from /proc over the same window.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+from bench.load import LoadRun, LoadSpec, percentiles, subscribers
+from bench.stacks import ROOT, Stack
+
+P99_BOUND_MS = 100.0
+DELIVERED_BOUND = 0.97
+LOAD_BOUND_CPU = 0.9  # a load process busier than this may itself be the bottleneck
+
+
+@dataclass
+class PointSpec:
+    """What to run: a stack at a rate, with clients x per of symbols."""
+
+    stack: Stack
+    rate: float
+    clients: int
+    symbols: list[str]
+    per: int
+    workers: int = 1
+    server_cpus: str | None = "0"
+    load_cpus: str | None = "1"
+    load_processes: int = 1
+    warmup: float = 1.5
+    window: float = 4.0
+    grace: float = 1.0
+    env: dict[str, str] = field(default_factory=dict)
+    external_feed: bool = False  # scenario C: ticks come through Pub/Sub, not the sim feed
+
+
+def symbols(count: int) -> list[str]:
+    """`count` synthetic symbols: S000, S001, ..."""
+    return [f"S{i:03d}" for i in range(count)]
+
+
+def server_env(spec: PointSpec) -> dict[str, str]:
+    env = {
+        "TICKER_BROKER": "memory",
+        "TICKER_SIM_SYMBOLS": ",".join(spec.symbols),
+        "TICKER_SIM_RATE": "0" if spec.external_feed else f"{spec.rate:g}",
+        "TICKER_ADMIN_TOKEN": "bench",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.update(spec.env)
+    return env
+
+
+def run_point(spec: PointSpec, logdir: Path, hooks: Any = None) -> dict[str, Any]:
+    """Measure one point; `hooks` (scenario C) may start/measure/stop extra processes."""
+    port = procs.free_port()
+    log = logdir / f"{spec.stack.name}-{port}.log"
+    server = procs.start(
+        spec.stack.command(port, spec.workers),
+        cpus=spec.server_cpus,
+        env=server_env(spec),
+        log=log,
+        stdin=None,
+    )
+    load: LoadRun | None = None
+    try:
+        procs.wait_port(port, 30, server)
+        time.sleep(0.5)
+        rss_idle = procs.rss_bytes(procs.tree(server.pid))
+        url = f"ws://127.0.0.1:{port}{spec.stack.path}"
+        load = LoadRun(
+            LoadSpec(
+                url,
+                spec.clients,
+                spec.symbols,
+                spec.per,
+                spec.stack.proto,
+                spec.load_processes,
+                spec.load_cpus,
+            ),
+            log,
+        )
+        ready = load.wait_ready(60 + spec.clients / 100)
+        if hooks is not None:
+            hooks.started()
+        time.sleep(spec.warmup)
+        t0 = time.time() + 0.3
+        t1 = t0 + spec.window
+        load.measure(t0 * 1000, t1 * 1000, spec.grace * 1000)
+        if hooks is not None:
+            hooks.measure(t0, t1, spec.grace)
+        pids = procs.tree(server.pid)
+        _sleep_until(t0)
+        cpu0 = procs.cpu_seconds(pids)
+        _sleep_until(t1)
+        cpu1 = procs.cpu_seconds(pids)
+        rss_loaded = procs.rss_bytes(pids)
+        summed, hist = load.results(spec.grace + 30)
+        extra = hooks.results() if hooks is not None else {}
+    finally:
+        if load is not None:
+            load.close()
+        procs.stop(server)
+    return _figures(spec, ready, summed, hist, cpu1 - cpu0, rss_idle, rss_loaded) | extra
+
+
+def _sleep_until(t: float) -> None:
+    time.sleep(max(0.0, t - time.time()))
+
+
+def _figures(
+    spec: PointSpec,
+    ready: dict[str, Any],
+    summed: dict[str, Any],
+    hist: Any,
+    server_cpu: float,
+    rss_idle: int,
+    rss_loaded: int,
+) -> dict[str, Any]:
+    nominal = spec.rate * spec.window * spec.clients * spec.per / len(spec.symbols)
+    subs = subscribers(spec.clients, spec.symbols, spec.per)
+    produced = sum(n * subs.get(s, 0) for s, n in summed["produced"].items())
+    expected = max(nominal, produced)
+    received = summed["received"]
+    pct = percentiles(hist)
+    delivered = received / expected if expected else 0.0
+    load_cpu = summed["cpu_s"] / max(summed["wall_s"], 1e-9) / spec.load_processes
+    ok = (
+        pct["p99"] is not None
+        and pct["p99"] <= P99_BOUND_MS
+        and delivered >= DELIVERED_BOUND
+        and ready["failed"] == 0
+    )
+    return {
+        "stack": spec.stack.name,
+        "rate": spec.rate,
+        "clients": spec.clients,
+        "per": spec.per,
+        "symbols": len(spec.symbols),
+        "workers": spec.workers,
+        "server_cpus": spec.server_cpus,
+        "load_cpus": spec.load_cpus,
+        "window_s": spec.window,
+        "deliveries_per_s": round(received / spec.window),
+        "expected_per_s": round(expected / spec.window),
+        "produced_vs_nominal": round(produced / nominal, 4) if nominal else None,
+        "delivered": round(delivered, 4),
+        **pct,
+        "ok": ok,
+        "server_cpu_s": round(server_cpu, 3),
+        "server_cpu_frac": round(server_cpu / spec.window, 3),
+        "cpu_ms_per_1000": round(server_cpu * 1000 / (received / 1000), 3) if received else None,
+        "rss_idle_mb": round(rss_idle / 2**20, 1),
+        "rss_loaded_mb": round(rss_loaded / 2**20, 1),
+        "rss_per_conn_kb": round((rss_loaded - rss_idle) / 1024 / spec.clients, 2),
+        "frames_per_s": round(summed["frames"] / max(summed["wall_s"], 1e-9)),
+        "ticks_per_frame": round(summed["ticks"] / summed["frames"], 2) if summed["frames"] else 0,
+        "gaps": summed["gaps"],
+        "reordered": summed["reordered"],
+        "closed_early": summed["closedEarly"],
+        "connected": ready["connected"],
+        "failed": ready["failed"],
+        "deflate_negotiated": ready["deflate"],
+        "connect_s": round(ready["connect_s"], 2),
+        "load_cpu_frac": round(load_cpu, 3),
+        "load_bound": load_cpu >= LOAD_BOUND_CPU,
+        "load_rss_mb": round(summed["rss_mb"], 1),
+        "loadavg": os.getloadavg(),
+    }

@@ -1,0 +1,184 @@
+"""Scenario C: publisher -> Pub/Sub emulator -> server -> clients, and the bare emulator hop.
+
+Rule: one topic, two subscriptions (the server's own and the hop's), the same published ticks and
+the same measurement window, so "added p99" = server-path p99 - hop p99 of one run. The emulator,
+the publisher, the hop and the load share the load core; the server keeps its own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+from bench.load import Histogram, percentiles
+from bench.point import PointSpec, run_point, symbols
+from bench.scenarios import Log, Profile, _summary
+from bench.stacks import ROOT, STACKS
+
+PROJECT = "ticker-bench"
+
+
+def start_emulator(logdir: Path, cpus: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the real emulator on a free port; return it and its host:port once it answers."""
+    port = procs.free_port()
+    host = f"127.0.0.1:{port}"
+    data_dir = logdir / f"emulator-{port}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "gcloud",
+        "beta",
+        "emulators",
+        "pubsub",
+        "start",
+        f"--host-port={host}",
+        f"--project={PROJECT}",
+        f"--data-dir={data_dir}",
+    ]
+    proc = procs.start(cmd, cpus=cpus, log=logdir / "emulator.log")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{host}/", timeout=1) as resp:
+                if resp.read().strip() == b"Ok":
+                    return proc, host
+        except OSError:
+            time.sleep(0.3)
+    procs.stop(proc)
+    raise RuntimeError(f"the Pub/Sub emulator did not answer on {host}")
+
+
+class RealPathHooks:
+    """Starts the hop subscriber and the publisher once the clients are connected."""
+
+    def __init__(
+        self, host: str, topic: str, syms: list[str], rate: float, logdir: Path, cpus: str
+    ) -> None:
+        self.env = {
+            "PUBSUB_EMULATOR_HOST": host,
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "PYTHONPATH": str(ROOT),
+        }
+        self.topic, self.syms, self.rate = topic, syms, rate
+        self.logdir, self.cpus = logdir, cpus
+        self.hop: subprocess.Popen[bytes] | None = None
+        self.publisher: subprocess.Popen[bytes] | None = None
+        self._lines: list[dict[str, Any]] = []
+        self._got = threading.Condition()
+
+    def _pump(self) -> None:
+        assert self.hop is not None
+        assert self.hop.stdout is not None
+        for raw in self.hop.stdout:
+            if raw.startswith(b"{"):
+                with self._got:
+                    self._lines.append(json.loads(raw))
+                    self._got.notify_all()
+
+    def _wait(self, event: str, timeout: float) -> dict[str, Any]:
+        with self._got:
+            ok = self._got.wait_for(lambda: any(m["event"] == event for m in self._lines), timeout)
+            if not ok:
+                raise TimeoutError(f"hop subscriber sent no '{event}'")
+            return next(m for m in self._lines if m["event"] == event)
+
+    def started(self) -> None:
+        log = self.logdir / "realpath.log"
+        self.hop = procs.start(
+            [sys.executable, "-m", "bench.hop", PROJECT, self.topic],
+            cpus=self.cpus,
+            env=self.env,
+            log=log,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+        self._wait("ready", 60)
+        self.publisher = procs.start(
+            [
+                sys.executable,
+                "-m",
+                "publisher",
+                "--symbols",
+                ",".join(self.syms),
+                "--rate",
+                f"{self.rate:g}",
+                "--duration",
+                "0",
+                "--topic",
+                self.topic,
+            ],
+            cpus=self.cpus,
+            env=self.env,
+            log=log,
+        )
+
+    def measure(self, t0: float, t1: float, grace: float) -> None:
+        assert self.hop is not None
+        assert self.hop.stdin is not None
+        line = json.dumps(
+            {"cmd": "measure", "t0": t0 * 1000, "t1": t1 * 1000, "grace": grace * 1000}
+        )
+        self.hop.stdin.write(line.encode() + b"\n")
+        self.hop.stdin.flush()
+
+    def results(self) -> dict[str, Any]:
+        try:
+            res = self._wait("result", 60)
+        finally:
+            for proc in (self.publisher, self.hop):
+                if proc is not None:
+                    procs.stop(proc)
+        hist = Histogram(bucket_ms=res["bucket_ms"])
+        hist.add(res["hist"])
+        pct = percentiles(hist)
+        return {"hop_received": res["received"], **{f"hop_{k}": v for k, v in pct.items()}}
+
+
+def scenario_c(
+    profile: Profile, logdir: Path, log: Log, load_cpus: str = "1", **kw: Any
+) -> dict[str, Any]:
+    emulator, host = start_emulator(logdir, load_cpus)
+    try:
+        topic = f"bench-{uuid.uuid4().hex[:8]}"
+        syms = symbols(50)
+        env = {
+            "TICKER_BROKER": "pubsub",
+            "PUBSUB_EMULATOR_HOST": host,
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "TICKER_TOPIC": topic,
+            **kw.pop("env", {}),
+        }
+        spec = PointSpec(
+            STACKS["ticker"],
+            profile.c_rate,
+            profile.c_clients,
+            syms,
+            5,
+            window=profile.c_window,
+            warmup=4.0,
+            grace=5.0,
+            env=env,
+            external_feed=True,
+            load_cpus=load_cpus,
+            **kw,
+        )
+        hooks = RealPathHooks(host, topic, syms, profile.c_rate, logdir, load_cpus)
+        point = run_point(spec, logdir, hooks)
+    finally:
+        procs.stop(emulator)
+    if point["p99"] is not None and point["hop_p99"] is not None:
+        point["added_p50"] = round(point["p50"] - point["hop_p50"], 2)
+        point["added_p99"] = round(point["p99"] - point["hop_p99"], 2)
+    log(
+        _summary(point) + f" hop p50={point['hop_p50']} p99={point['hop_p99']}"
+        f" added p99={point.get('added_p99')}"
+    )
+    return point

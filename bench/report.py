@@ -1,0 +1,298 @@
+"""The report: results/<stamp>.json (everything), latest.md (the table) and a chart (PNG).
+
+Rule: the Markdown and the chart are derived from the JSON only, so `python -m bench.report
+results/<stamp>.json` can redraw them from any earlier run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.stacks import BASELINES, STACKS
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    versions = {
+        p: _version(p)
+        for p in (
+            "quart",
+            "hypercorn",
+            "wsproto",
+            "websockets",
+            "orjson",
+            "uvloop",
+            "google-cloud-pubsub",
+        )
+    }
+    package = json.loads((Path(__file__).parent / "node" / "package-lock.json").read_text())
+    for name in ("ws", "socket.io"):
+        versions[f"npm:{name}"] = package["packages"].get(f"node_modules/{name}", {}).get("version")
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 2**20, 1),
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "node": _run(["node", "--version"]),
+        "versions": versions,
+        "commit": _run(["git", "rev-parse", "--short", "HEAD"]),
+        "dirty": bool(_run(["git", "status", "--porcelain", "--", "ticker"])),
+        "nofile": _nofile(),
+    }
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _run(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        return ""
+
+
+def _nofile() -> int:
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# --- summary ---------------------------------------------------------------------------------
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    """Per stack: A's best point, B's point; ratios of the ticker to each baseline; C; D."""
+    sc = results["scenarios"]
+    rows: dict[str, dict[str, Any]] = {}
+    for name, a in sc.get("A", {}).items():
+        best = a["best"] or {}
+        rows.setdefault(name, {}).update(
+            a_max=best.get("deliveries_per_s", 0),
+            a_p50=best.get("p50"),
+            a_p99=best.get("p99"),
+            a_cpu=best.get("cpu_ms_per_1000"),
+            a_tpf=best.get("ticks_per_frame"),
+            a_load_bound=best.get("load_bound"),
+        )
+    for name, b in sc.get("B", {}).items():
+        rows.setdefault(name, {}).update(
+            b_rss=b["rss_per_conn_kb"],
+            b_cpu=b["cpu_ms_per_1000"],
+            b_p50=b["p50"],
+            b_p99=b["p99"],
+            b_ok=b["ok"],
+            b_connected=b["connected"],
+        )
+    ratios: dict[str, dict[str, float | None]] = {}
+    me = rows.get("ticker", {})
+    for base in BASELINES:
+        other = rows.get(base)
+        if not other or not me:
+            continue
+        ratios[base] = {
+            "a_max": _ratio(me.get("a_max"), other.get("a_max")),
+            "b_cpu": _ratio(me.get("b_cpu"), other.get("b_cpu")),
+            "b_rss": _ratio(me.get("b_rss"), other.get("b_rss")),
+        }
+    out: dict[str, Any] = {"stacks": rows, "ratios": ratios}
+    if "C" in sc:
+        c = sc["C"]
+        out["C"] = {
+            k: c.get(k)
+            for k in (
+                "p50",
+                "p99",
+                "hop_p50",
+                "hop_p99",
+                "added_p50",
+                "added_p99",
+                "delivered",
+                "deliveries_per_s",
+            )
+        }
+    if "D" in sc:
+        one = (sc.get("A", {}).get("ticker", {}).get("best") or {}).get("deliveries_per_s")
+        two = (sc["D"]["best"] or {}).get("deliveries_per_s")
+        out["D"] = {"one_worker": one, "two_workers": two, "ratio": _ratio(two, one)}
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+# --- markdown --------------------------------------------------------------------------------
+
+
+def markdown(results: dict[str, Any]) -> str:
+    s = results["summary"]
+    m = results["machine"]
+    lines = [
+        f"# Fan-out benchmark ({results['profile']} run, {results['started']})",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; Linux {m['kernel']}; "
+        f"Python {m['python']}, Node {m['node']}; commit {m['commit']}"
+        f"{' (+ uncommitted ticker changes)' if m['dirty'] else ''}. "
+        f"Load average at start {_la(results['loadavg_start'])}, "
+        f"at end {_la(results['loadavg_end'])}"
+        " (other work on the machine makes every figure noisy).",
+        "",
+        "Server pinned to core 0, load generator (Node `ws`) to core 1. Bound: p99 ≤ 100 ms and "
+        "≥ 97 % of owed ticks delivered. CPU = server user+sys CPU per 1,000 tick deliveries.",
+        "",
+        "| stack | (A) max deliveries/s | p50 / p99 ms | CPU ms/1k | ticks/frame "
+        "| (B) RSS/conn KB | (B) CPU ms/1k | (B) p50 / p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in s["stacks"].items():
+        flag = " (load-bound)" if row.get("a_load_bound") else ""
+        lines.append(
+            f"| {STACKS[name].label} | {_n(row.get('a_max'))}{flag} | "
+            f"{_n(row.get('a_p50'))} / {_n(row.get('a_p99'))} | {_n(row.get('a_cpu'))} | "
+            f"{_n(row.get('a_tpf'))} | {_n(row.get('b_rss'))} | {_n(row.get('b_cpu'))} | "
+            f"{_n(row.get('b_p50'))} / {_n(row.get('b_p99'))} |"
+        )
+    if s["ratios"]:
+        lines += [
+            "",
+            "Ticker ÷ baseline (A: higher is better; B CPU and RSS: lower is better):",
+            "",
+            "| baseline | (A) max deliveries/s | (B) CPU/1k | (B) RSS/conn |",
+            "|---|---:|---:|---:|",
+        ]
+        for base, r in s["ratios"].items():
+            lines.append(
+                f"| {STACKS[base].label} | {_n(r['a_max'])}x | {_n(r['b_cpu'])}x | "
+                f"{_n(r['b_rss'])}x |"
+            )
+    if "C" in s:
+        c = s["C"]
+        lines += [
+            "",
+            "(C) real path, publisher -> emulator -> server -> clients, same run:",
+            "",
+            "| path | p50 ms | p99 ms |",
+            "|---|---:|---:|",
+            f"| bare emulator hop (publish -> subscriber callback) | {_n(c['hop_p50'])} | "
+            f"{_n(c['hop_p99'])} |",
+            f"| through the ticker to the clients | {_n(c['p50'])} | {_n(c['p99'])} |",
+            f"| added by the service | {_n(c['added_p50'])} | {_n(c['added_p99'])} |",
+            "",
+            f"Delivered {_pct(c['delivered'])} at {_n(c['deliveries_per_s'])} deliveries/s.",
+        ]
+    if "D" in s:
+        d = s["D"]
+        lines += [
+            "",
+            f"(D) two Hypercorn workers: {_n(d['two_workers'])} deliveries/s vs one "
+            f"worker {_n(d['one_worker'])} -> {_n(d['ratio'])}x. This machine has 2 cores: "
+            "with two workers the server and the load generator share both cores, so this "
+            "understates what two workers give when the load comes from elsewhere.",
+        ]
+    lines += ["", "Every point (rate steps, CPU, frames, load-generator CPU) is in the JSON file."]
+    return "\n".join(lines) + "\n"
+
+
+def _n(x: Any) -> str:
+    if x is None:
+        return "-"
+    if (isinstance(x, float) and x >= 1000) or isinstance(x, int):
+        return f"{x:,.0f}"
+    return f"{x:g}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.1f} %"
+
+
+def _la(values: list[float]) -> str:
+    return " / ".join(f"{v:.1f}" for v in values)
+
+
+# --- chart -------------------------------------------------------------------------------------
+
+
+def chart(results: dict[str, Any], path: Path) -> bool:
+    """Draw p99 vs deliveries/s (A) and the B figures; False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    sc = results["scenarios"]
+    rows = results["summary"]["stacks"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    ax = axes[0]
+    for name, a in sc.get("A", {}).items():
+        pts = sorted((p for p in a["points"] if p["p99"]), key=lambda p: p["deliveries_per_s"])
+        ax.plot(
+            [p["deliveries_per_s"] / 1000 for p in pts],
+            [p["p99"] for p in pts],
+            "o-",
+            label=STACKS[name].label,
+        )
+    ax.axhline(100, color="grey", linestyle="--", linewidth=1)
+    ax.set(
+        yscale="log",
+        xlabel="tick deliveries/s (thousands)",
+        ylabel="p99 latency (ms)",
+        title="(A) 1,000 clients x 5 of 50 symbols",
+    )
+    ax.legend(fontsize=8)
+    names = list(rows)
+    labels = [STACKS[n].label.replace(" (", "\n(") for n in names]
+    axes[1].bar(labels, [rows[n].get("a_max", 0) / 1000 for n in names], color="tab:blue")
+    axes[1].axhline(150, color="grey", linestyle="--", linewidth=1)
+    axes[1].set(ylabel="thousands/s", title="(A) max deliveries/s at p99 ≤ 100 ms, ≥ 97 %")
+    b_names = [n for n in names if rows[n].get("b_rss") is not None]
+    b_labels = [STACKS[n].label.replace(" (", "\n(") for n in b_names]
+    axes[2].bar(b_labels, [rows[n]["b_rss"] for n in b_names], color="tab:orange")
+    axes[2].set(ylabel="KB per connection", title="(B) 10,000 quiet clients: RSS per connection")
+    for axis in axes[1:]:
+        axis.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write(results: dict[str, Any], outdir: Path = RESULTS) -> Path:
+    """Write <stamp>.json, latest.md and chart.png; return the JSON path."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    results["summary"] = summarise(results)
+    stamp = results["started"].replace(":", "").replace("-", "")[:15]
+    path = outdir / f"{stamp}-{results['profile']}.json"
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    (outdir / "latest.md").write_text(markdown(results))
+    chart(results, outdir / "chart.png")
+    return path
+
+
+if __name__ == "__main__":
+    data = json.loads(Path(sys.argv[1]).read_text())
+    write(data, Path(sys.argv[1]).parent)

@@ -1,0 +1,77 @@
+"""The servers under test: the ticker and its baselines, each behind the same protocol.
+
+Rule: every stack reads TICKER_SIM_SYMBOLS / TICKER_SIM_RATE and runs an equivalent in-process feed;
+each is started as one command (possibly with workers) that the harness pins and measures.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+NODE = ROOT / "bench" / "node"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """How to start one server: `command(port, workers)`; `proto` is what the load speaks."""
+
+    name: str
+    label: str
+    command: Callable[[int, int], list[str]]
+    proto: str = "ticker"
+    path: str = "/ws"
+    max_workers: int = 1
+
+
+def _hypercorn(app: str, *extra: str) -> Callable[[int, int], list[str]]:
+    def command(port: int, workers: int) -> list[str]:
+        return [
+            str(BIN / "hypercorn"),
+            app,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--backlog",
+            "4096",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            *extra,
+        ]
+
+    return command
+
+
+STACKS: dict[str, Stack] = {
+    s.name: s
+    for s in (
+        Stack(
+            "ticker",
+            "ticker (Quart/Hypercorn)",
+            _hypercorn("ticker.app:create_app()"),
+            max_workers=8,
+        ),
+        Stack("naive-quart", "naive Quart", _hypercorn("bench.baselines.naive_quart:create_app()")),
+        Stack(
+            "websockets",
+            "Python websockets",
+            lambda port, _w: [sys.executable, "-m", "bench.baselines.ws_broadcast", str(port)],
+        ),
+        Stack(
+            "socketio",
+            "Node socket.io",
+            lambda port, _w: ["node", str(NODE / "socketio_server.js"), str(port)],
+            proto="socketio",
+            path="",
+        ),
+        Stack(
+            "node-ws", "Node ws", lambda port, _w: ["node", str(NODE / "ws_server.js"), str(port)]
+        ),
+    )
+}
+BASELINES = ("naive-quart", "websockets", "socketio")
