@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Mapping
 
 from ticker.broker.base import BrokerUnavailable, MessageHandler
+from ticker.broker.canary import canary_source
 
 
 class MemoryBus:
@@ -46,8 +47,8 @@ class InMemoryBroker:
         self.published += 1
 
     def _deliver(self, data: bytes, attributes: Mapping[str, str]) -> None:
-        if self._handler is None or self._loop is None:
-            return
+        if self._handler is None or self._loop is None or canary_source(attributes) is not None:
+            return  # canaries prove a Pub/Sub stream; like PubSubBroker, never hand them on
         if self._loop.is_closed():
             raise BrokerUnavailable("subscriber loop is closed")
         self._loop.call_soon_threadsafe(self._handler, data, attributes)
