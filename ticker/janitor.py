@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,23 +154,27 @@ def _hear_own_canary(
 def sweep(
     project: str, topics: Sequence[str], window: float = DEFAULT_WINDOW, *, dry_run: bool = False
 ) -> list[TopicReport]:
-    """Sweep every topic (sequentially); raise `JanitorError` on the first that cannot be swept."""
+    """Sweep every topic (concurrently); raise `JanitorError` if any cannot be swept."""
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
-    reports = []
+
+    def one(topic: str) -> TopicReport | None:
+        path = str(publisher.topic_path(project, topic))
+        try:
+            return sweep_topic(publisher, subscriber, path, window, dry_run=dry_run)
+        except gexc.NotFound:
+            log.info("topic %s does not exist; nothing to sweep", path)
+            return None
+        except (gexc.GoogleAPICallError, gexc.RetryError, TimeoutError) as exc:
+            raise JanitorError(f"{path}: {type(exc).__name__}: {exc}") from exc
+
     try:
-        for topic in topics:
-            path = str(publisher.topic_path(project, topic))
-            try:
-                reports.append(sweep_topic(publisher, subscriber, path, window, dry_run=dry_run))
-            except gexc.NotFound:
-                log.info("topic %s does not exist; nothing to sweep", path)
-            except (gexc.GoogleAPICallError, gexc.RetryError, TimeoutError) as exc:
-                raise JanitorError(f"{path}: {type(exc).__name__}: {exc}") from exc
+        with ThreadPoolExecutor(max(1, len(topics))) as pool:
+            reports = list(pool.map(one, topics))
     finally:
         subscriber.close()
         publisher.stop()
-    return reports
+    return [report for report in reports if report is not None]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -127,7 +127,7 @@ class Runtime:
         sessions = self.hub.sessions()
         log.info("draining: asking %d clients to reconnect elsewhere", len(sessions))
         random.shuffle(sessions)
-        slices = max(1, min(len(sessions), 20))
+        slices = min(len(sessions), 20)  # none: nothing to spread, no wait
         for index in range(slices):
             for session in sessions[index::slices]:
                 session.end(DRAIN_CLOSE_CODE, "server draining")
