@@ -52,11 +52,12 @@ def _setup(state: BlueprintSetupState) -> None:
 class _Peer:
     """What the reader learns about the peer, read by the watchdog."""
 
-    __slots__ = ("close_reason", "last_heard")
+    __slots__ = ("close_reason", "closing", "last_heard")
 
     def __init__(self, now: float) -> None:
         self.last_heard = now
         self.close_reason = "peer closed"
+        self.closing = False  # we sent a close: the other task's sends may fail, and that is fine
 
 
 @bp.websocket("/ws")
@@ -95,6 +96,7 @@ async def ws() -> Response | None:
             seconds=round(loop.time() - started, 3),
             frames_sent=session.frames_sent,
         )
+    await _linger()  # only after our own close: a disconnect or cancellation skips it
     return None
 
 
@@ -120,12 +122,13 @@ async def _serve(runtime: Runtime, session: Session, peer: _Peer) -> None:
             )
             if done:
                 for task in done:
-                    task.result()  # surface unexpected errors in the log
+                    if not peer.closing:
+                        task.result()  # surface unexpected errors in the log
                 return
             now = loop.time()
             if now - peer.last_heard >= silence:
                 peer.close_reason = "heartbeat timeout"
-                await _close(CLOSE_GOING_AWAY, "no heartbeat")
+                await _close(peer, CLOSE_GOING_AWAY, "no heartbeat")
                 return
             if now >= next_beat:
                 session.push_control(frame("heartbeat", {"ts": time.time_ns() // 1_000_000}))
@@ -137,7 +140,21 @@ async def _serve(runtime: Runtime, session: Session, peer: _Peer) -> None:
         await asyncio.gather(reader, writer, return_exceptions=True)
 
 
-async def _close(code: int, reason: str) -> None:
+async def _linger() -> None:
+    """Read and discard until the peer's disconnect cancels us (at most `CLOSE_SEND_TIMEOUT`).
+
+    When the handler returns, Quart stops draining Hypercorn's bounded per-connection queue; a peer
+    still sending (a flood) then blocks Hypercorn before it reads the peer's close reply, and the
+    TCP connection is never closed. Lingering lets the close handshake finish.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(CLOSE_SEND_TIMEOUT):
+            while True:
+                await websocket.receive()
+
+
+async def _close(peer: _Peer, code: int, reason: str) -> None:
+    peer.closing = True
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(CLOSE_SEND_TIMEOUT):
             await websocket.close(code, reason)
@@ -153,13 +170,14 @@ async def _read(runtime: Runtime, session: Session, peer: _Peer) -> None:
         peer.last_heard = loop.time()
         if data is not None and len(data) > settings.max_frame_bytes:
             peer.close_reason = "frame too large"
-            await _close(CLOSE_TOO_BIG, "frame too large")
+            await _close(peer, CLOSE_TOO_BIG, "frame too large")
             return
         decision = bucket.take()
         if decision is RateDecision.ABUSIVE:
             peer.close_reason = "rate limit exceeded"
             counters.errors_by_code["rate_limited"] += 1
-            await _close(CLOSE_POLICY, "rate limit exceeded")
+            await websocket.send(error_frame("rate_limited", "too many messages: closing"))
+            await _close(peer, CLOSE_POLICY, "rate limit exceeded")
             return
         try:
             if decision is RateDecision.LIMITED:
@@ -189,6 +207,8 @@ async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
         batch = await session.next_batch()
         frames = batch.frames()
         for text in frames:
+            if peer.closing:
+                return
             await websocket.send(text)
         session.frames_sent += len(frames)
         if batch.ticks:
@@ -196,7 +216,7 @@ async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
             latency.record(time.time() * 1000 - batch.oldest_ts)
         if session.close_code is not None and not session.has_pending():
             peer.close_reason = "rotated" if session.close_code == 1000 else "drained"
-            await _close(session.close_code, "reconnect")
+            await _close(peer, session.close_code, "reconnect")
             return
         if flush_interval:
             await asyncio.sleep(flush_interval)
