@@ -174,9 +174,17 @@ def cluster_view(
         "ticks_sent_per_s": _total(instances, "ticks_sent_per_s"),
         "frames_sent_per_s": _total(instances, "frames_sent_per_s"),
         "latency_ms": {"p50": _worst(instances, "p50"), "p99": _worst(instances, "p99")},
-        "departed": [
-            {"id": d.id, "reason": d.reason, "ago_s": round(now - d.at, 1)} for d in departed
-        ],
+        "departed": [_departure(d, now) for d in departed],
+    }
+
+
+def _departure(departure: Departure, now: float) -> dict[str, Any]:
+    """A departed peer for the dashboard: who, why, how long ago, and its last known stats."""
+    return {
+        "id": departure.id,
+        "reason": departure.reason,
+        "ago_s": round(now - departure.at, 1),
+        "last": dict(departure.stats) if departure.stats is not None else None,
     }
 
 

@@ -104,7 +104,7 @@ function instanceRow(inst, state, now) {
     [fmt(totals.conflated, 0), "n"], [fmt(totals.stale, 0), "n"], [fmt(totals.duplicates, 0), "n"],
     [fmt(totals.malformed, 0), "n"], [errors || "–"], [fmt(lat.p50), "n"], [fmt(lat.p99), "n"],
     [broker.kind ? `${broker.kind} ${broker.healthy ? "ok" : "DOWN"}` : "–", broker.healthy ? "" : "bad"],
-    [inst.started_at ? duration(now - inst.started_at) : "–", "n"],
+    [state.kind === "live" && inst.started_at ? duration(now - inst.started_at) : "–", "n"],
     [state.kind === "live" ? `${fmt(inst.age_s)}s ago` : "–", "n"],
   ];
   for (const [text, cls] of cells) row.append(el("td", text, cls));
@@ -126,9 +126,10 @@ function renderInstances(cluster, now) {
     if (liveIds.has(gone.id) || gone.ago_s > GONE_KEEP_S) continue;
     const why = gone.reason === "left" ? "shut down" : "stopped sending heartbeats";
     const text = `${gone.reason === "left" ? "left" : "LOST"} ${duration(gone.ago_s)} ago`;
-    const last = lastKnown.get(gone.id) || { id: gone.id, connections: "–" };
-    rows.push(instanceRow({ ...last, connections: 0, by_transport: {} }, { kind: "gone", text }, now));
-    const banner = el("p", `Instance ${gone.id} ${why} and left the cluster ${duration(gone.ago_s)} ago.`, "alert");
+    const last = gone.last || lastKnown.get(gone.id) || { id: gone.id };
+    rows.push(instanceRow({ ...last, id: gone.id }, { kind: "gone", text }, now));
+    const had = last.connections ? ` It had ${last.connections} connection(s); they are no longer counted.` : "";
+    const banner = el("p", `Instance ${gone.id} ${why} and left the cluster ${duration(gone.ago_s)} ago.${had}`, "alert");
     banner.dataset.departed = gone.id;
     banner.setAttribute("role", "alert");
     alerts.append(banner);

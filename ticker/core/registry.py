@@ -30,12 +30,13 @@ class Peer:
 
 @dataclass(frozen=True, slots=True)
 class Departure:
-    """A peer that left the view: when, why, and its last beat (to ignore late echoes)."""
+    """A peer that left the view: when, why, its last beat (to ignore late echoes), last stats."""
 
     id: str
     at: float
     reason: Reason
     beat: int
+    stats: Mapping[str, object] | None = None
 
 
 class InstanceRegistry:
@@ -83,7 +84,8 @@ class InstanceRegistry:
         """A peer said goodbye (graceful shutdown): drop it now rather than after `ttl`."""
         current = self._peers.pop(peer_id, None)
         last = max(beat, current.beat if current else beat)
-        self._depart(Departure(peer_id, self._clock(), "left", last))
+        stats = current.stats if current else None
+        self._depart(Departure(peer_id, self._clock(), "left", last, stats))
 
     def prune(self) -> list[Departure]:
         """Expire quiet peers and forget old departures; returns the peers that expired now."""
@@ -92,7 +94,7 @@ class InstanceRegistry:
         gone = []
         for peer in expired:
             del self._peers[peer.id]
-            departure = Departure(peer.id, now, "expired", peer.beat)
+            departure = Departure(peer.id, now, "expired", peer.beat, peer.stats)
             self._depart(departure)
             gone.append(departure)
         for old in [d for d in self._departed.values() if now - d.at > self.keep_departed]:

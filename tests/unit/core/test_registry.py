@@ -35,6 +35,7 @@ def test_peer_is_live_until_ttl_of_silence(registry: InstanceRegistry, clock: Cl
     assert registry.live() == []
     [gone] = registry.departed()
     assert (gone.id, gone.reason, gone.at) == ("a", "expired", clock.now)
+    assert gone.stats == {"connections": 1}  # what it had when it went quiet
 
 
 def test_each_heartbeat_extends_life_and_replaces_stats(registry: InstanceRegistry, clock: Clock):
@@ -59,13 +60,14 @@ def test_goodbye_removes_at_once_and_echoes_stay_out(registry: InstanceRegistry)
     registry.left("a", beat=4)
     assert registry.live() == []
     assert registry.departed()[0].reason == "left"
+    assert registry.departed()[0].stats == {}
     assert not registry.heard("a", {}, beat=5)  # a delayed heartbeat of a process that is gone
     assert registry.live() == []
 
 
 def test_goodbye_from_unknown_peer_is_recorded(registry: InstanceRegistry) -> None:
     registry.left("ghost", beat=1)
-    assert [d.id for d in registry.departed()] == ["ghost"]
+    assert [(d.id, d.stats) for d in registry.departed()] == [("ghost", None)]
 
 
 def test_expired_peer_returns_with_a_newer_beat(registry: InstanceRegistry, clock: Clock) -> None:

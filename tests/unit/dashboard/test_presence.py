@@ -20,7 +20,7 @@ def make_presence(name: str, bus: MemoryBus, clock: FakeClock) -> Presence:
     runtime = Runtime.build(Settings(instance_id=name), broker=InMemoryBroker(bus=bus))
     registry = InstanceRegistry(ttl=7.0, clock=clock)
     cluster = ClusterStats(LocalStats(runtime, name, clock), registry, wall=clock)
-    return Presence(InMemoryBroker("control", bus=bus), cluster, interval=2.0)
+    return Presence(InMemoryBroker("control", bus=bus), cluster, interval=0.5)
 
 
 def beat(ident: str, number: int, connections: int = 1) -> bytes:
@@ -85,7 +85,7 @@ async def test_two_instances_on_one_bus_see_each_other(clock: FakeClock) -> None
         async with asyncio.timeout(timeout(2)):
             while [p.id for p in a.registry.live()] != ["b"]:
                 await a.next_sample()
-        async with asyncio.timeout(timeout(2)):
+        async with asyncio.timeout(timeout(3)):  # b hears a at a's next beat (0.5 s)
             while [p.id for p in b.registry.live()] != ["a"]:
                 await b.next_sample()
     finally:

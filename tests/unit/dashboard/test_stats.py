@@ -72,7 +72,7 @@ def test_cluster_view_sums_instances_and_symbols() -> None:
     assert view["by_transport"] == {"websocket": 5, "sse": 0, "longpoll": 0}
     assert view["ticks_in_per_s"] == 20.0
     assert view["latency_ms"] == {"p50": 5.0, "p99": 9.0}
-    assert view["departed"] == [{"id": "old", "reason": "expired", "ago_s": 60.0}]
+    assert view["departed"] == [{"id": "old", "reason": "expired", "ago_s": 60.0, "last": None}]
 
 
 def test_cluster_latency_is_none_without_samples() -> None:
@@ -114,4 +114,5 @@ def test_cluster_stats_history_is_bounded(runtime: Runtime, clock: FakeClock) ->
     assert point["instances"] == 2
     clock.advance(10.0)  # the peer misses its heartbeats
     assert cluster.sample()["instances"] == 1
-    assert cluster.view()["cluster"]["departed"][0]["id"] == "peer"
+    [gone] = cluster.view()["cluster"]["departed"]
+    assert (gone["id"], gone["last"]["connections"]) == ("peer", 4)
