@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STDLIB_OK_IN_CORE = {"orjson"}
 QUART_ALLOWED = (
     "ticker/app.py",
+    "ticker/serve.py",  # the runner: an edge like app.py
     "ticker/transports/",
     "ticker/health.py",
     "ticker/pages.py",
