@@ -101,6 +101,7 @@ class Settings:
     history_max_age: float = 300.0
     flush_interval: float = 0.0  # seconds the writer waits after a send to batch more ticks
     allowed_origins: tuple[str, ...] = ()  # empty: the serving host only
+    ws_deflate: bool = False  # permessage-deflate costs ~45 % CPU per frame: off unless asked
     # Transport hardening and fallbacks (issue 4).
     cursor_key: bytes = b""  # HMAC key of SSE/poll cursors; derived from project+topic when unset
     heartbeat_interval: float = 15.0  # server heartbeat; a silent peer is closed after 2x + 5 s
@@ -151,6 +152,7 @@ class Settings:
             history_max_age=_float(env, "TICKER_HISTORY_MAX_AGE", 300.0, 1.0, 86_400.0),
             flush_interval=_float(env, "TICKER_FLUSH_INTERVAL", 0.0, 0.0, 1.0),
             allowed_origins=origins,
+            ws_deflate=_int(env, "TICKER_WS_DEFLATE", 0, 0, 1) == 1,
             presence_interval=_float(env, "TICKER_PRESENCE_INTERVAL", 2.0, 0.1, 60.0),
             presence_misses=_int(env, "TICKER_PRESENCE_MISSES", 3, 1, 100),
             cursor_key=_cursor_key(env),

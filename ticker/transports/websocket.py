@@ -46,7 +46,8 @@ SILENCE_GRACE = 5.0
 @bp.record_once
 def _setup(state: BlueprintSetupState) -> None:
     setup_guard(state)
-    deflate.install(runtime_of(app_of(state)).settings.max_frame_bytes)
+    settings = runtime_of(app_of(state)).settings
+    deflate.install(settings.max_frame_bytes, enabled=settings.ws_deflate)
 
 
 class _Peer:
