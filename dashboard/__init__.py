@@ -45,7 +45,8 @@ def install(app: Quart, runtime: Runtime) -> Presence:
     presence = Presence(control_broker(runtime), cluster, settings.presence_interval)
     runtime.services.append(presence)
     auth = AdminAuth(settings.admin_token, time.time)
-    app.register_blueprint(make_blueprint(cluster, presence, auth, settings.allowed_origins))
+    bp = make_blueprint(cluster, presence, auth, settings.allowed_origins, settings.proxy_hops)
+    app.register_blueprint(bp)
     app.extensions[EXTENSION] = presence
     if settings.admin_token_generated:
         # The one place a token is ever written out: it was generated, so nobody else knows it.

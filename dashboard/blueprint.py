@@ -22,10 +22,12 @@ from typing import Any
 import orjson
 from quart import Blueprint, Response, abort, jsonify, redirect, render_template, request, websocket
 from quart.typing import ResponseReturnValue
+from quart.wrappers import Request, Websocket
 
 from dashboard.auth import COOKIE_NAME, AdminAuth, Verdict, origin_allowed
 from dashboard.presence import Presence
 from dashboard.stats import ClusterStats
+from ticker.core.admission import client_address
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -39,6 +41,7 @@ def make_blueprint(
     presence: Presence,
     auth: AdminAuth,
     allowed_origins: tuple[str, ...] = (),
+    proxy_hops: int = 0,
 ) -> Blueprint:
     """The admin blueprint, bound to one app's stats and auth (no module-level state)."""
     bp = Blueprint(
@@ -49,11 +52,14 @@ def make_blueprint(
         static_url_path="/admin/static",
     )
 
+    def address(conn: Request | Websocket) -> str:
+        """Who to throttle: behind App Engine's proxies, the client from X-Forwarded-For."""
+        forwarded = conn.headers.get("X-Forwarded-For")
+        return client_address(conn.remote_addr or "?", forwarded, proxy_hops)
+
     def verdict() -> Verdict:
         return auth.check(
-            request.headers.get("Authorization"),
-            request.cookies.get(COOKIE_NAME),
-            request.remote_addr or "?",
+            request.headers.get("Authorization"), request.cookies.get(COOKIE_NAME), address(request)
         )
 
     def foreign_origin() -> bool:
@@ -75,7 +81,7 @@ def make_blueprint(
         """The dashboard, or a redirect to the login form."""
         result = verdict()
         if result is Verdict.THROTTLED:
-            return _throttled_json(auth, request.remote_addr)
+            return _throttled_json(auth, address(request))
         if result is not Verdict.OK:
             return redirect("/admin/login", 303)
         return await render_template("dashboard/index.html", view=cluster.view())
@@ -91,7 +97,7 @@ def make_blueprint(
         if foreign_origin():
             abort(403)
         form = await request.form
-        result = auth.login(form.get("token", ""), request.remote_addr or "?")
+        result = auth.login(form.get("token", ""), address(request))
         if result is Verdict.THROTTLED:
             return await render_template("dashboard/login.html", error="too many attempts"), 429
         if result is not Verdict.OK:
@@ -120,13 +126,13 @@ def make_blueprint(
     @bp.get("/admin/api/stats")
     async def stats() -> Response:
         """The contract's stats JSON for this instance and the whole cluster."""
-        denied = _deny_json(verdict(), auth, request.remote_addr)
+        denied = _deny_json(verdict(), auth, address(request))
         return denied or jsonify(cluster.view())
 
     @bp.get("/admin/api/history")
     async def history() -> Response:
         """The last 15 minutes of cluster totals, one point a second."""
-        denied = _deny_json(verdict(), auth, request.remote_addr)
+        denied = _deny_json(verdict(), auth, address(request))
         return denied or jsonify({"points": list(cluster.history)})
 
     @bp.websocket("/admin/stream")
@@ -140,7 +146,7 @@ def make_blueprint(
             abort(403)
         if origin is None and bearer is None:
             abort(403)  # a browser always sends Origin; without it only the Bearer token counts
-        result = auth.check(bearer, cookie, websocket.remote_addr or "?")
+        result = auth.check(bearer, cookie, address(websocket))
         if result is not Verdict.OK:
             abort(429 if result is Verdict.THROTTLED else 401)
         expiry = None if bearer else auth.cookie_expiry(cookie)
@@ -178,15 +184,15 @@ def _https() -> bool:
     return request.scheme == "https" or request.headers.get("X-Forwarded-Proto") == "https"
 
 
-def _throttled_json(auth: AdminAuth, address: str | None) -> Response:
-    retry = max(1, round(auth.throttle.retry_after(address or "?")))
+def _throttled_json(auth: AdminAuth, address: str) -> Response:
+    retry = max(1, round(auth.throttle.retry_after(address)))
     response = jsonify({"error": "too_many_attempts", "retry_after": retry})
     response.status_code = 429
     response.headers["Retry-After"] = str(retry)
     return response
 
 
-def _deny_json(result: Verdict, auth: AdminAuth, address: str | None) -> Response | None:
+def _deny_json(result: Verdict, auth: AdminAuth, address: str) -> Response | None:
     """None when allowed; else the API's 401 (or 429) JSON answer."""
     if result is Verdict.OK:
         return None

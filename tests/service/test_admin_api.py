@@ -265,3 +265,17 @@ async def test_metrics_are_prometheus_text_and_per_app(apps) -> None:
         "process_resident_memory_bytes",
     ):
         assert name in text_a, name
+
+
+async def test_throttle_uses_the_forwarded_client_behind_a_proxy(apps) -> None:
+    client = (await apps(TICKER_PROXY_HOPS="1")).test_client()
+    attacker = {"X-Forwarded-For": "203.0.113.9"}
+    for _ in range(5):
+        await client.post("/admin/login", form={"token": "x"}, headers=attacker)
+    assert (
+        await client.post("/admin/login", form={"token": TOKEN}, headers=attacker)
+    ).status_code == 429
+    operator = {"X-Forwarded-For": "198.51.100.7"}
+    assert (
+        await client.post("/admin/login", form={"token": TOKEN}, headers=operator)
+    ).status_code == 303
