@@ -130,7 +130,7 @@ def _serve(args: argparse.Namespace, emulator: Emulator | None) -> int:
         env["TICKER_SIM_RATE"] = str(args.rate)
     base = f"http://127.0.0.1:{args.port}"
     server = _spawn(
-        [sys.executable, "-m", "hypercorn", "ticker.app:create_app()", "--bind", base[7:]], env
+        [sys.executable, "-m", "ticker.serve", "--bind", base.removeprefix("http://")], env
     )
     procs = {"server": server}
     try:
