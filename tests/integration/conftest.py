@@ -11,7 +11,8 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from emulator import Emulator, emulator_available, running_emulator
+
+from ticker.emulator import Emulator, emulator_available, running_emulator
 
 MISSING = (
     "Pub/Sub emulator not available: needs gcloud, java and the pubsub-emulator component "

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import websockets
-from emulator import PROJECT, free_port
+
+from ticker.emulator import PROJECT, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,16 +11,16 @@ from collections.abc import AsyncIterator, Callable
 
 import orjson
 import pytest
-from brokers import Recorder, eventually, tick_bytes
-from emulator import PROJECT
 from google.cloud import pubsub_v1
 
+from tests.integration.brokers import Recorder, eventually, tick_bytes
 from ticker.broker import admin
 from ticker.broker.admin import SubscriptionState
 from ticker.broker.base import Broker
 from ticker.broker.canary import canary_message
 from ticker.broker.memory import InMemoryBroker, MemoryBus
 from ticker.broker.pubsub import PubSubBroker
+from ticker.emulator import PROJECT
 from ticker.runtime import Runtime
 from ticker.settings import Settings
 

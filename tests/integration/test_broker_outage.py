@@ -14,8 +14,8 @@ import threading
 import time
 
 import pytest
-from emulator import emulator_available, running_emulator
-from servers import (
+
+from tests.integration.servers import (
     PublisherProcess,
     ServerProcess,
     WsClient,
@@ -24,6 +24,7 @@ from servers import (
     server_env,
     stop_clients,
 )
+from ticker.emulator import emulator_available, running_emulator
 
 pytestmark = pytest.mark.integration
 

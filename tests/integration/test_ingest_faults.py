@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
-from brokers import Recorder, eventually, tick_bytes
-from emulator import PROJECT
 
+from tests.integration.brokers import Recorder, eventually, tick_bytes
 from ticker.broker.pubsub import PubSubBroker
+from ticker.emulator import PROJECT
 from ticker.runtime import Runtime
 from ticker.session import Session
 from ticker.settings import Settings

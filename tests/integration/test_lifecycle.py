@@ -18,9 +18,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from emulator import PROJECT
 from google.cloud import pubsub_v1
-from servers import (
+
+from tests.integration.servers import (
     REPO,
     PublisherProcess,
     ServerProcess,
@@ -31,9 +31,9 @@ from servers import (
     stop_clients,
     wait_for,
 )
-
 from ticker.broker import admin
 from ticker.broker.admin import SubscriptionState
+from ticker.emulator import PROJECT
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from emulator import PROJECT, free_port, running_emulator
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
 from ticker.core.codec import decode_tick
 from ticker.core.ticks import Tick
+from ticker.emulator import PROJECT, free_port, running_emulator
 
 pytestmark = pytest.mark.integration
 

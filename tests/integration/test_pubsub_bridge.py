@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import orjson
 import pytest
-from brokers import Recorder, eventually, tick_bytes
-from emulator import PROJECT
 from google.cloud import pubsub_v1
 
+from tests.integration.brokers import Recorder, eventually, tick_bytes
 from ticker.broker.pubsub import PubSubBroker
+from ticker.emulator import PROJECT
 
 pytestmark = pytest.mark.integration
 
