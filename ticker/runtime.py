@@ -18,12 +18,14 @@ from ticker.broker.base import Broker
 from ticker.broker.memory import InMemoryBroker
 from ticker.core.codec import decode_tick
 from ticker.core.errors import InvalidTick
+from ticker.core.flush import AdaptiveFlush
 from ticker.core.history import RecentTicks
 from ticker.core.latency import LatencyWindow
 from ticker.feed import run_simulated_feed
 from ticker.hub import Hub
 from ticker.metrics import LatencyHistogram
 from ticker.settings import Settings
+from ticker.tuning import ProcessTuning
 
 log = logging.getLogger(__name__)
 MALFORMED_LOG_EVERY = 100
@@ -60,6 +62,7 @@ class Runtime:
     hub: Hub
     clock: Callable[[], float] = time.monotonic
     latency: LatencyWindow = field(default_factory=LatencyHistogram)  # also feeds /metrics
+    flush: AdaptiveFlush = field(default_factory=AdaptiveFlush)  # writers' batching interval
     started_at: float = field(default_factory=time.time)
     draining: bool = False
     started: bool = False
@@ -72,7 +75,11 @@ class Runtime:
     def build(cls, settings: Settings, broker: Broker | None = None) -> Runtime:
         """Wire a runtime; pass `broker` to share one (tests) instead of the configured one."""
         history = RecentTicks(settings.history_size, settings.history_max_age, time.monotonic)
-        return cls(settings, broker or make_broker(settings), Hub(history))
+        ceiling = max(settings.flush_max_interval, settings.flush_interval)
+        flush = AdaptiveFlush(floor=settings.flush_interval, ceiling=ceiling)
+        tuning = ProcessTuning(flush, settings.gc_threshold)
+        hub = Hub(history)
+        return cls(settings, broker or make_broker(settings), hub, flush=flush, services=[tuning])
 
     def on_message(self, data: bytes, attributes: Mapping[str, str]) -> None:
         """The broker's handler: decode, then fan out. Runs on the loop thread."""

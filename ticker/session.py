@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
@@ -46,6 +47,7 @@ class Session:
         self.outbox = Outbox(limit=outbox_limit)
         self._control: deque[str] = deque(maxlen=control_limit)
         self._wake = asyncio.Event()
+        self._last_take = 0.0  # time.monotonic() of the last next_batch() take
         self.closed = False
         self.close_code: int | None = None  # set by `end`: close once what is pending is sent
         self.resynced: set[str] = set()  # symbols with a gap since the transport last looked
@@ -77,11 +79,21 @@ class Session:
         """Whether anything waits to be sent."""
         return bool(self._control) or bool(self.outbox)
 
-    async def next_batch(self) -> Batch:
-        """Wait until something is pending, then take all of it."""
+    async def next_batch(self, gap: float = 0.0) -> Batch:
+        """Wait until something is pending, then take all of it.
+
+        `gap` (the adaptive flush interval): if the previous batch was taken less than `gap` ago,
+        wait out the rest first, so that what arrives meanwhile shares one frame. A client that
+        receives more slowly than that never waits.
+        """
         while not self.has_pending():
             self._wake.clear()
             await self._wake.wait()
+        if gap:
+            wait = self._last_take + gap - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        self._last_take = time.monotonic()
         control = list(self._control)
         self._control.clear()
         ticks, oldest = self.outbox.take()

@@ -99,7 +99,9 @@ class Settings:
     outbox_limit: int = 512
     history_size: int = 2048
     history_max_age: float = 300.0
-    flush_interval: float = 0.0  # seconds the writer waits after a send to batch more ticks
+    flush_interval: float = 0.0  # least time between two frames to one client (batching floor)
+    flush_max_interval: float = 0.04  # the most the adaptive interval grows to under load
+    gc_threshold: int = 20_000  # GC's first threshold while serving (0: Python's default, 700)
     allowed_origins: tuple[str, ...] = ()  # empty: the serving host only
     ws_deflate: bool = False  # permessage-deflate costs ~45 % CPU per frame: off unless asked
     # Transport hardening and fallbacks (issue 4).
@@ -151,6 +153,8 @@ class Settings:
             history_size=_int(env, "TICKER_HISTORY_SIZE", 2048, 16, 1_000_000),
             history_max_age=_float(env, "TICKER_HISTORY_MAX_AGE", 300.0, 1.0, 86_400.0),
             flush_interval=_float(env, "TICKER_FLUSH_INTERVAL", 0.0, 0.0, 1.0),
+            flush_max_interval=_float(env, "TICKER_FLUSH_MAX_INTERVAL", 0.04, 0.0, 1.0),
+            gc_threshold=_int(env, "TICKER_GC_THRESHOLD", 20_000, 0, 10_000_000),
             allowed_origins=origins,
             ws_deflate=_int(env, "TICKER_WS_DEFLATE", 0, 0, 1) == 1,
             presence_interval=_float(env, "TICKER_PRESENCE_INTERVAL", 2.0, 0.1, 60.0),

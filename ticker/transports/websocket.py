@@ -202,10 +202,10 @@ def _apply(runtime: Runtime, session: Session, op: Subscribe | Unsubscribe | Pin
 
 
 async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
-    flush_interval = runtime.settings.flush_interval
+    flush = runtime.flush  # under load, ticks gather for up to flush.interval: fewer frames
     latency = runtime.latency
     while True:
-        batch = await session.next_batch()
+        batch = await session.next_batch(flush.interval)
         frames = batch.frames()
         for text in frames:
             if peer.closing:
@@ -219,5 +219,3 @@ async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
             peer.close_reason = "rotated" if session.close_code == 1000 else "drained"
             await _close(peer, session.close_code, "reconnect")
             return
-        if flush_interval:
-            await asyncio.sleep(flush_interval)
