@@ -23,6 +23,7 @@ from tests.e2e.wsclient import (
     Recorder,
     close_code,
     connect,
+    drop_all,
     frame,
     frame_of,
     group_rss_mb,
@@ -30,6 +31,12 @@ from tests.e2e.wsclient import (
 )
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(autouse=True)
+async def _release_sockets():
+    yield
+    await drop_all()
 
 
 def _status(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
@@ -246,13 +253,20 @@ async def test_s8_a_silent_peer_is_closed_and_uncounted(start_server):
     await live.close()
 
 
-async def test_s9_a_compression_bomb_closes_1009_with_bounded_memory(start_server):
+async def test_s9_permessage_deflate_is_declined_by_default(start_server):
     server = start_server()
+    ws = await connect(server.url, compression="deflate")
+    assert ws.protocol.extensions == []  # the client must send plain frames: nothing to inflate
+
+
+async def test_s9_a_compression_bomb_closes_1009_with_bounded_memory(start_server):
+    server = start_server(TICKER_WS_DEFLATE="1")  # deflate on: the bounded inflater is in use
     before = group_rss_mb(server.proc.pid)
     bomb = "a" * (64 * 1024 * 1024)  # deflates to ~64 KB
     assert len(zlib.compress(bomb.encode())) < 100_000
     for _ in range(5):
         ws = await connect(server.url, compression="deflate", max_size=None)
+        assert ws.protocol.extensions  # negotiated
         await ws.send(bomb)
         assert await close_code(ws) == 1009
     assert group_rss_mb(server.proc.pid) - before < 10  # a 64 MiB inflation never happened

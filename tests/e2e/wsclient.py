@@ -25,11 +25,29 @@ def ws_url(base: str) -> str:
     return base.replace("http://", "ws://") + "/ws"
 
 
+OPEN: list[Any] = []  # every connection made, so `drop_all` can release them after a test
+
+
 async def connect(base: str, **kwargs: Any) -> Any:
     """A WebSocket to `base` with its own Origin (what a page of that server sends)."""
     kwargs.setdefault("origin", base)
     kwargs.setdefault("open_timeout", UNIT_S)
-    return await websockets.connect(ws_url(base), **kwargs)
+    ws = await websockets.connect(ws_url(base), **kwargs)
+    OPEN.append(ws)
+    return ws
+
+
+async def drop(ws: Any) -> None:
+    """Cut the TCP connection without a close handshake, and wait until it is gone."""
+    ws.transport.abort()
+    async with asyncio.timeout(UNIT_S):
+        await ws.wait_closed()
+
+
+async def drop_all() -> None:
+    """Cut every connection still open (an unread backlog would stall a polite close)."""
+    while OPEN:
+        await drop(OPEN.pop())
 
 
 async def frame(ws: Any, wait: float = UNIT_S) -> dict[str, Any]:
