@@ -1,0 +1,83 @@
+"""The product as `make dev` runs it: publisher -> Pub/Sub emulator -> server -> Chromium page.
+
+This is the issue's "Done when" as a test: real emulator, real publisher job, the production
+entrypoint (`python -m ticker.serve`) and a real browser, with prices that change on the page.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from tests.support.servers import REPO, UNIT_S, free_port, http_status, missing
+from ticker.emulator import emulator_available, running_emulator
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+PRICE = re.compile(r"^\d+\.\d{2,}$")
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        args, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def test_the_page_shows_live_prices_from_the_publisher_through_pubsub(page: Any, page_errors):
+    if not emulator_available():
+        missing("the Pub/Sub emulator is not installed (google-cloud-cli-pubsub-emulator)")
+    from playwright.sync_api import expect
+
+    with running_emulator() as emulator:
+        port = free_port()
+        env = {
+            **os.environ,
+            "PUBSUB_EMULATOR_HOST": emulator.host,
+            "GOOGLE_CLOUD_PROJECT": "ticker-test",
+            "TICKER_BROKER": "pubsub",
+            "TICKER_TOPIC": f"prices-{port}",
+            "TICKER_ADMIN_TOKEN": "t",
+        }
+        server = _spawn([sys.executable, "-m", "ticker.serve", "--bind", f"127.0.0.1:{port}"], env)
+        publisher = None
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 3 * UNIT_S
+            while http_status(url + "/readiness_check") != 200:
+                assert server.poll() is None, "the server exited"
+                assert time.monotonic() < deadline, "the server did not become ready"
+                time.sleep(0.1)  # polling another process: there is no event to await
+            publisher = _spawn(
+                [sys.executable, "-m", "publisher", "--symbols", "AAPL,MSFT", "--rate", "20",
+                 "--topic", env["TICKER_TOPIC"], "--project", "ticker-test"],
+                env,
+            )  # fmt: skip
+            page.goto(url + "/?symbols=AAPL,MSFT")
+            aapl = page.locator('[data-symbol="AAPL"] .price')
+            expect(aapl).to_have_text(PRICE)
+            seq = page.evaluate("() => window.tickerClient.lastSeq.AAPL")
+            page.wait_for_function(f"() => window.tickerClient.lastSeq.AAPL >= {seq} + 5")
+            assert page.evaluate("() => window.tickerClient.transport") == "websocket"
+            assert page.evaluate("() => window.tickerClient.duplicatesDropped") == 0
+            expect(page.locator('[data-symbol="MSFT"] .price')).to_have_text(PRICE)
+            assert page_errors == []
+        finally:
+            if publisher is not None:
+                _stop(publisher)
+            _stop(server)
