@@ -37,9 +37,7 @@ class RecentTicks:
         ring = self._rings.get(symbol)
         if not ring:
             return None
-        self._expire(ring)
-        if not ring:
-            return None
+        self._expire(ring)  # never empties a ring: the newest tick stays
         if seq >= ring[-1][1].seq:
             # the client is level with us, or ahead (another instance saw newer ticks first):
             # nothing to replay; the session's seq gate drops what it already has

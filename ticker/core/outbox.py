@@ -53,8 +53,7 @@ class Outbox:
     def forget(self, symbol: str) -> None:
         """Drop a symbol after unsubscribe: its pending ticks and its seq gate."""
         self.last_seq.pop(symbol, None)
-        if any(e[0] == symbol for e in self._pending):
-            self._pending = [e for e in self._pending if e[0] != symbol]
+        self._pending = [e for e in self._pending if e[0] != symbol]
 
     def __len__(self) -> int:
         return len(self._pending)

@@ -14,6 +14,14 @@ def test_subscribe_normalises_symbols_and_keeps_since_for_them():
     assert op == Subscribe(("AAPL", "MSFT"), {"AAPL": 7})
 
 
+def test_subscribe_without_since_starts_from_the_snapshot():
+    op = parse_client_frame('{"op": "subscribe", "symbols": ["nvda"]}', max_symbols=10)
+    assert op == Subscribe(("NVDA",), {})
+    assert parse_client_frame(b'{"op":"subscribe","symbols":["A"],"since":null}', 10) == Subscribe(
+        ("A",), {}
+    )
+
+
 def test_unsubscribe_and_ping_parse():
     assert parse_client_frame('{"op":"unsubscribe","symbols":["msft"]}', 10) == Unsubscribe(
         ("MSFT",)

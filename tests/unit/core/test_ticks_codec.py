@@ -7,6 +7,7 @@ from ticker.core.codec import (
     decode_tick,
     encode_tick,
     error_frame,
+    frame,
     subscribed_frame,
     tick_to_bytes,
     ticks_frame,
@@ -78,6 +79,10 @@ def test_frames_are_assembled_from_encoded_ticks():
         "symbols": ["AAPL"],
         "recovered": True,
     }
+
+
+def test_other_frames_carry_their_type_and_payload():
+    assert orjson.loads(frame("heartbeat", {"ts": 5})) == {"type": "heartbeat", "ts": 5}
 
 
 def test_error_frames_escape_client_text():
