@@ -58,3 +58,18 @@ def test_live_prices_keep_coming_through_rotations_without_gaps(
         assert state["connects"] >= 2  # rotated at least once, resumed from Last-Event-ID
     assert state["gaps"] == 0  # nothing lost across reconnects
     assert page_errors == []
+
+
+def test_the_page_answers_heartbeats_so_its_websocket_stays_open(
+    start_server: Any, page: Any, page_errors: list[str]
+) -> None:
+    from playwright.sync_api import expect
+
+    server = start_server(TICKER_HEARTBEAT_INTERVAL="0.3")  # silent peers close after 5.6 s
+    page.goto(f"{server.url}/?symbols=AAPL")
+    expect(page.locator('[data-symbol="AAPL"] .price')).to_have_text(PRICE)
+    page.wait_for_timeout(7000)  # longer than the silence limit: time must pass here
+    state = _state(page)
+    assert state["transport"] == "websocket"
+    assert state["connects"] == 1  # never closed for silence
+    assert page_errors == []

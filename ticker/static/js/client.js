@@ -109,8 +109,11 @@ export class TickerClient {
       // What follows for these symbols is a fresh snapshot. lastSeq stays: seqs only grow.
       this.resyncs += 1;
       frame.symbols.forEach((s) => this._resyncing.add(s));
+    } else if (frame.type === "heartbeat" && this._conn instanceof WebSocket) {
+      // The server closes a WebSocket that stays silent for 2 heartbeats + 5 s: answer each.
+      if (this._conn.readyState === WebSocket.OPEN) this._conn.send('{"op":"ping"}');
     }
-    // heartbeat and unknown types: ignored on purpose, the server may add more.
+    // unknown types: ignored on purpose, the server may add more.
   }
 
   _acceptTicks(ticks) {
