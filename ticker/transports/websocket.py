@@ -132,7 +132,8 @@ async def _serve(runtime: Runtime, session: Session, peer: _Peer) -> None:
                 await _close(peer, CLOSE_GOING_AWAY, "no heartbeat")
                 return
             if now >= next_beat:
-                session.push_control(frame("heartbeat", {"ts": time.time_ns() // 1_000_000}))
+                beat_frame = {"ts": time.time_ns() // 1_000_000, "interval": beat}
+                session.push_control(frame("heartbeat", beat_frame))
                 next_beat = now + beat
     finally:
         rotate.cancel()

@@ -16,6 +16,10 @@ const HEALTHY_AFTER_MS = 5_000; // a connection open this long resets the backof
 const FAILS_BEFORE_FALLBACK = 2;
 const BOUNCE_MS = 1_000; // a `reconnect` frame this soon after connecting is not obeyed at once
 const LATENCY_WINDOW = 51;
+// The server sends a heartbeat every `interval` s (15 by default, said in each heartbeat): a
+// WebSocket silent for 2 intervals + 5 s is dead (a killed instance, a half-open TCP connection)
+// even though no close event ever comes.
+const silenceLimitMs = (intervalS) => 2 * intervalS * 1000 + 5_000;
 
 /** Full jitter: a uniform wait in [0, min(cap, base * 2^attempt)) (AWS architecture blog). */
 export function backoffDelay(attempt) {
@@ -64,6 +68,8 @@ export class TickerClient {
     this._healthyTimer = null;
     this._openedAt = 0;
     this._conn = null; // the live WebSocket / EventSource / poll AbortController
+    this._silenceTimer = null;
+    this._silenceLimitMs = silenceLimitMs(15);
   }
 
   start() {
@@ -111,6 +117,7 @@ export class TickerClient {
       frame.symbols.forEach((s) => this._resyncing.add(s));
     } else if (frame.type === "heartbeat" && this._conn instanceof WebSocket) {
       // The server closes a WebSocket that stays silent for 2 heartbeats + 5 s: answer each.
+      if (Number(frame.interval) > 0) this._silenceLimitMs = silenceLimitMs(Number(frame.interval));
       if (this._conn.readyState === WebSocket.OPEN) this._conn.send('{"op":"ping"}');
     }
     // unknown types: ignored on purpose, the server may add more.
@@ -217,9 +224,20 @@ export class TickerClient {
     else this._pollLoop();
   }
 
+  /** (Re)arm the dead-peer watchdog of `ws`: any frame from the server proves it alive. */
+  _watchSilence(ws) {
+    clearTimeout(this._silenceTimer);
+    this._silenceTimer = setTimeout(() => {
+      if (this._conn !== ws) return;
+      this._close();
+      this._failed("the server went silent");
+    }, this._silenceLimitMs);
+  }
+
   /** Drop the current connection without triggering a retry. */
   _close() {
     clearTimeout(this._timer);
+    clearTimeout(this._silenceTimer);
     clearTimeout(this._healthyTimer);
     const conn = this._conn;
     this._conn = null; // handlers check identity, so a late event of `conn` is ignored
@@ -244,9 +262,11 @@ export class TickerClient {
       const symbols = [...this.symbols];
       this._sendWs({ op: "subscribe", symbols, since: this._since(symbols) });
       this._opened();
+      this._watchSilence(ws);
     };
     ws.onmessage = (ev) => {
       if (this._conn !== ws) return;
+      this._watchSilence(ws);
       let frame;
       try {
         frame = JSON.parse(ev.data);
