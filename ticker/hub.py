@@ -108,8 +108,11 @@ class Hub:
         """
         symbols = list(symbols)
         new = [s for s in symbols if s not in session.symbols]
-        replays = {s: self.history.since(s, since[s]) for s in new if s in since}
-        recovered = bool(replays) and all(r is not None for r in replays.values())
+        unknown = [s for s in new if s in since and not self.history.knows(s)]
+        replays = {
+            s: self.history.since(s, since[s]) for s in new if s in since and s not in unknown
+        }
+        recovered = bool(replays or unknown) and all(r is not None for r in replays.values())
         for symbol in new:
             self._subscribers.setdefault(symbol, set()).add(session)
             session.symbols.add(symbol)
@@ -119,7 +122,9 @@ class Hub:
             session.resync(lost)
         for symbol in new:
             replay = replays.get(symbol)
-            if replay is not None:
+            if symbol in unknown:
+                session.verify_resume(symbol, since[symbol])
+            elif replay is not None:
                 session.outbox.last_seq[symbol] = since[symbol]
                 for tick, encoded in replay:
                     session.offer(symbol, tick.seq, encoded, tick.ts)

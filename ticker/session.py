@@ -51,11 +51,14 @@ class Session:
         self.closed = False
         self.close_code: int | None = None  # set by `end`: close once what is pending is sent
         self.resynced: set[str] = set()  # symbols with a gap since the transport last looked
+        self._unverified: dict[str, int] = {}  # symbol -> resume seq this instance could not check
         self.frames_sent = 0
         self.ticks_sent = 0
 
     def offer(self, symbol: str, seq: int, encoded: str, ts: int) -> None:
         """Queue a tick for this client (no await); wakes the writer on the first pending tick."""
+        if self._unverified and symbol in self._unverified:
+            self._verify(symbol, seq)
         if self.outbox.offer(symbol, seq, encoded, ts):
             self._wake.set()
 
@@ -63,6 +66,23 @@ class Session:
         """Queue a control frame (subscribed, error, reconnect...). Oldest drop past the bound."""
         self._control.append(frame)
         self._wake.set()
+
+    def verify_resume(self, symbol: str, since: int) -> None:
+        """Resume after `since` although this instance has no history of `symbol` yet.
+
+        Why: an instance that has not received the symbol's next tick yet (it lags the instance
+        that issued the cursor, or the symbol is quiet) cannot tell a gap from a lag. The first
+        newer tick decides: `since + 1` means nothing was lost, anything later means a resync.
+        """
+        self.outbox.last_seq[symbol] = since
+        self._unverified[symbol] = since
+
+    def _verify(self, symbol: str, seq: int) -> None:
+        since = self._unverified[symbol]
+        if seq > since:
+            del self._unverified[symbol]
+            if seq != since + 1:
+                self.resync([symbol])
 
     def resync(self, symbols: list[str]) -> None:
         """Tell the client that ticks of `symbols` were lost; a snapshot tick follows."""

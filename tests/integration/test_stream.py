@@ -6,10 +6,6 @@ Every test uses its own topic, so each server process gets a fresh subscription 
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -19,24 +15,10 @@ import websockets
 from google.cloud import pubsub_v1
 
 from tests.conftest import timeout
-from tests.support.servers import REPO, Server, http_status
+from tests.integration.stack import PROJECT, run_publisher, start_pubsub_server
+from tests.support.servers import http_status
 
 pytestmark = pytest.mark.integration
-PROJECT = "ticker-test"
-
-
-def _start(start_server: Any, emulator: Any, topic: str) -> Server:
-    server: Server = start_server(
-        TICKER_BROKER="pubsub",
-        PUBSUB_EMULATOR_HOST=emulator.host,
-        GOOGLE_CLOUD_PROJECT=PROJECT,
-        TICKER_TOPIC=topic,
-    )
-    deadline = time.monotonic() + timeout(20)
-    while http_status(server.url + "/readiness_check") != 200:
-        assert time.monotonic() < deadline, "server never became ready:\n" + server.log_tail()
-        time.sleep(0.1)  # polling another process: there is no event to await
-    return server
 
 
 class Collector:
@@ -75,19 +57,6 @@ def _publish_raw(emulator: Any, topic: str, *bodies: bytes, symbol: str = "ZZZ")
         publisher.publish(path, body, symbol=symbol).result(timeout=10)
 
 
-def _run_publisher(emulator: Any, topic: str, symbols: str, rate: int, duration: int) -> int:
-    out = subprocess.run(
-        [sys.executable, "-m", "publisher", "--symbols", symbols, "--rate", str(rate),
-         "--duration", str(duration), "--topic", topic, "--project", PROJECT],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout(60),
-        env={**os.environ, "PUBSUB_EMULATOR_HOST": emulator.host},
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    sent = re.findall(r"sent=(\d+)", out.stderr)
-    assert sent, out.stderr
-    return int(sent[-1])
-
-
 def _contiguous(seqs: list[int]) -> bool:
     return seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
@@ -96,7 +65,10 @@ async def test_publisher_ticks_reach_websocket_clients_of_two_instances_in_order
     emulator, unique_name, start_server
 ):
     topic = unique_name("prices")
-    a, b = _start(start_server, emulator, topic), _start(start_server, emulator, topic)
+    a, b = (
+        start_pubsub_server(start_server, emulator, topic),
+        start_pubsub_server(start_server, emulator, topic),
+    )
     clients = [Collector(a.url, ["AAPL", "MSFT"]), Collector(b.url, ["AAPL", "MSFT"])]
     expected: dict[str, int] = {}
     runs = [
@@ -104,7 +76,7 @@ async def test_publisher_ticks_reach_websocket_clients_of_two_instances_in_order
     ]
     for client in clients:
         await asyncio.wait_for(client.subscribed.wait(), timeout(10))
-    expected["n"] = await asyncio.to_thread(_run_publisher, emulator, topic, "AAPL,MSFT", 40, 3)
+    expected["n"] = await asyncio.to_thread(run_publisher, emulator, topic, "AAPL,MSFT", 40, 3)
     await asyncio.wait_for(asyncio.gather(*runs), timeout(20))
     for client in clients:
         assert client.total() == expected["n"]  # every tick, on both instances
@@ -116,7 +88,7 @@ async def test_publisher_ticks_reach_websocket_clients_of_two_instances_in_order
 
 async def test_foreign_producers_and_malformed_messages(emulator, unique_name, start_server):
     topic = unique_name("prices")
-    server = _start(start_server, emulator, topic)
+    server = start_pubsub_server(start_server, emulator, topic)
     client = Collector(server.url, ["ZZZ"])
     run = asyncio.create_task(client.run(lambda c: len(c.seqs["ZZZ"]) >= 2))
     await asyncio.wait_for(client.subscribed.wait(), timeout(10))

@@ -64,6 +64,7 @@ async def test_an_instance_that_cannot_cover_the_cursor_says_resync():
         runtimes[1].hub.history._rings.clear()
         for seq in range(2, 5):
             runtimes[0].hub.ingest(tick(seq=seq))
+        runtimes[1].hub.ingest(tick(seq=4))  # B's next tick: 2 and 3 never reached it
         body = await (
             await clients[1].get(f"/poll?symbols=AAPL&cursor={first['cursor']}")
         ).get_json()

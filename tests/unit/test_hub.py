@@ -144,3 +144,27 @@ def test_end_queues_a_reconnect_frame_once():
     s.end(1000, "again")
     assert s.close_code == 1012
     assert _frames(s) == [{"type": "reconnect", "reason": "server draining"}]
+
+
+def test_resuming_on_an_instance_that_has_not_seen_the_symbol_yet_waits_for_proof():
+    """The instance lags the one that issued the cursor: no false resync, no regression."""
+    hub = _hub()
+    s = _session()
+    assert hub.subscribe(s, ["AAPL"], {"AAPL": 10}) is True
+    for seq in (9, 10, 11, 12):  # the lagging instance catches up
+        hub.ingest(tick(seq=seq))
+    frames = _frames(s)
+    assert [f["type"] for f in frames] == ["subscribed", "ticks"]
+    assert _seqs(frames) == [11, 12]
+
+
+def test_the_first_newer_tick_reveals_a_gap_on_a_fresh_instance():
+    hub = _hub()
+    s = _session()
+    hub.subscribe(s, ["AAPL"], {"AAPL": 10})
+    hub.ingest(tick(seq=14))  # 11..13 were published before this instance subscribed
+    hub.ingest(tick(seq=15))
+    frames = _frames(s)
+    assert frames[1] == {"type": "resync", "symbols": ["AAPL"]}
+    assert _seqs(frames) == [14, 15]
+    assert s.resynced == {"AAPL"}

@@ -53,5 +53,9 @@ class RecentTicks:
         while len(ring) > 1 and ring[0][0] < horizon:
             ring.popleft()
 
+    def knows(self, symbol: str) -> bool:
+        """Whether this instance has seen any tick of `symbol` (since it started)."""
+        return bool(self._rings.get(symbol))
+
     def __len__(self) -> int:
         return sum(len(r) for r in self._rings.values())
