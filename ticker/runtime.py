@@ -25,7 +25,7 @@ from ticker.feed import run_simulated_feed
 from ticker.hub import Hub
 from ticker.metrics import LatencyHistogram
 from ticker.settings import Settings
-from ticker.tuning import ProcessTuning
+from ticker.tuning import FlushClock, ProcessTuning
 
 log = logging.getLogger(__name__)
 MALFORMED_LOG_EVERY = 100
@@ -62,7 +62,7 @@ class Runtime:
     hub: Hub
     clock: Callable[[], float] = time.monotonic
     latency: LatencyWindow = field(default_factory=LatencyHistogram)  # also feeds /metrics
-    flush: AdaptiveFlush = field(default_factory=AdaptiveFlush)  # writers' batching interval
+    flush: FlushClock = field(default_factory=lambda: FlushClock(AdaptiveFlush()))  # pacing
     started_at: float = field(default_factory=time.time)
     draining: bool = False
     started: bool = False
@@ -78,8 +78,9 @@ class Runtime:
         ceiling = max(settings.flush_max_interval, settings.flush_interval)
         flush = AdaptiveFlush(floor=settings.flush_interval, ceiling=ceiling)
         tuning = ProcessTuning(flush, settings.gc_threshold)
+        clock = FlushClock(flush)
         hub = Hub(history)
-        return cls(settings, broker or make_broker(settings), hub, flush=flush, services=[tuning])
+        return cls(settings, broker or make_broker(settings), hub, flush=clock, services=[tuning])
 
     def on_message(self, data: bytes, attributes: Mapping[str, str]) -> None:
         """The broker's handler: decode, then fan out. Runs on the loop thread."""

@@ -1,13 +1,16 @@
-"""Process tuning while serving: the adaptive flush interval's load sampler, and the GC.
+"""Process tuning while serving: the writers' shared flush clock, its load sampler, and the GC.
 
 Rules:
-- A `Service` of the runtime: `start()` when serving begins, `close()` at shutdown; nothing here
-  runs under tests that do not serve.
-- The sampler reads the process's CPU time (all threads) every `SAMPLE_PERIOD` and feeds the
-  busy fraction to `AdaptiveFlush`; it never touches sessions.
+- `FlushClock` paces every writer of the process with one timer: after a frame, a writer rests
+  until the clock's next instant (at most `interval` away; no wait at all while the interval is
+  0), then sends everything that gathered meanwhile as one frame. A shared instant instead of a
+  timer per writer, and a writer that wakes to ticks already pending instead of waking twice.
+- `ProcessTuning` is a `Service` of the runtime (`start()` when serving begins, `close()` at
+  shutdown). Its sampler reads the process's CPU time (all threads) every `SAMPLE_PERIOD` and
+  feeds the busy fraction to the clock's `AdaptiveFlush`; it never touches sessions.
 - GC: with a thousand connections the process holds ~300 GC-tracked objects per connection. With
-  Python's default threshold (700) the young generation was collected ~25 times a second at
-  30 k deliveries/s, and each full collection paused the loop ~0.3 s (1,000 clients) — the worst
+  Python's default first threshold (700) the young generation was collected ~25 times a second at
+  30 k deliveries/s, and each full collection paused the loop ~0.3 s (1,000 clients), the worst
   of the p99. A higher first threshold keeps collections rare and short; `gc.freeze()` takes the
   start-up objects out of every later scan. Cycles are still collected.
 """
@@ -22,6 +25,36 @@ import time
 from ticker.core.flush import AdaptiveFlush
 
 SAMPLE_PERIOD = 0.1  # seconds
+
+
+class FlushClock:
+    """The current flush interval and one shared timer that all resting writers wait for."""
+
+    def __init__(self, flush: AdaptiveFlush) -> None:
+        self.flush = flush
+        self._waiters: list[asyncio.Future[None]] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def interval(self) -> float:
+        """Seconds a writer rests after a frame (0: it does not rest)."""
+        return self.flush.interval
+
+    async def rest(self) -> None:
+        """Wait for the clock's next instant (at most `interval` from now)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        if self._timer is None:
+            self._timer = loop.call_later(self.flush.interval, self._fire)
+        await waiter  # a cancelled writer cancels only its own waiter
+
+    def _fire(self) -> None:
+        self._timer = None
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class ProcessTuning:

@@ -19,6 +19,8 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import structlog
 from quart import Blueprint, Response, current_app, websocket
@@ -202,16 +204,38 @@ def _apply(runtime: Runtime, session: Session, op: Subscribe | Unsubscribe | Pin
         session.push_control(frame("pong", {"nonce": op.nonce, "ts": time.time_ns() // 1_000_000}))
 
 
+def _text_sender() -> Callable[[str], Awaitable[None]]:
+    """The cheapest way to send a text frame to the current WebSocket.
+
+    Quart's `websocket.send` yields to the loop (`sleep(0)`), re-checks `accept()` and fires a
+    blinker signal for every frame. The writer already batches and yields in `next_batch`, so it
+    hands frames straight to the ASGI server (Quart builds `_send` as
+    `partial(send_data, asgi_send)`); when that shape is not there, it falls back to Quart.
+    """
+    ws = websocket._get_current_object()  # type: ignore[attr-defined]
+    quart_send = getattr(ws, "_send", None)
+    if not (isinstance(quart_send, partial) and quart_send.args):
+        fallback: Callable[[str], Awaitable[None]] = ws.send
+        return fallback
+    asgi_send: Callable[[dict[str, object]], Awaitable[None]] = quart_send.args[0]
+
+    async def send_text(text: str) -> None:
+        await asgi_send({"type": "websocket.send", "bytes": None, "text": text})
+
+    return send_text
+
+
 async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
-    flush = runtime.flush  # under load, ticks gather for up to flush.interval: fewer frames
+    flush = runtime.flush  # under load, rest up to flush.interval after a frame: fewer frames
     latency = runtime.latency
+    send = _text_sender()
     while True:
-        batch = await session.next_batch(flush.interval)
+        batch = await session.next_batch()
         frames = batch.frames()
         for text in frames:
             if peer.closing:
                 return
-            await websocket.send(text)
+            await send(text)
         session.frames_sent += len(frames)
         if batch.ticks:
             session.ticks_sent += len(batch.ticks)
@@ -220,3 +244,5 @@ async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
             peer.close_reason = "rotated" if session.close_code == 1000 else "drained"
             await _close(peer, session.close_code, "reconnect")
             return
+        if flush.interval:
+            await flush.rest()
