@@ -4,22 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import FakeClock as Clock
 from ticker.core.registry import InstanceRegistry
-
-
-class Clock:
-    """A clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -5,21 +5,9 @@ from __future__ import annotations
 import pytest
 
 from dashboard.auth import AdminAuth, LoginThrottle, Verdict, origin_allowed
+from tests.conftest import FakeClock as Clock
 
 TOKEN = "s3cret-token"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -7,17 +7,7 @@ import random
 import pytest
 
 from publisher.pacing import Pacer, RateMeter
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.conftest import FakeClock
 
 
 def run_ticks(pacer: Pacer, clock: FakeClock, count: int, jitter: random.Random | None = None):
