@@ -11,7 +11,7 @@ import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from ticker.core.errors import ConfigError, InvalidTick
 from ticker.core.ticks import normalise_symbol
@@ -20,27 +20,20 @@ BrokerKind = Literal["pubsub", "memory"]
 DEFAULT_SIM_SYMBOLS = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "TSLA", "META", "JPM", "V", "XOM")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+N = TypeVar("N", int, float)
+
+
+def _bounded(env: Mapping[str, str], name: str, default: N, low: N, high: N) -> N:
+    """`env[name]` parsed as the type of `default` and checked against [low, high]."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
+    kind = type(default)
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value
@@ -144,29 +137,31 @@ class Settings:
             instance_id=instance[:40],
             admin_token=token or secrets.token_urlsafe(24),
             admin_token_generated=not token,
-            max_connection_age=_float(env, "TICKER_MAX_CONNECTION_AGE", 3300.0, 1.0, 3590.0),
+            max_connection_age=_bounded(env, "TICKER_MAX_CONNECTION_AGE", 3300.0, 1.0, 3590.0),
             sim_symbols=_symbols(env, "TICKER_SIM_SYMBOLS", DEFAULT_SIM_SYMBOLS),
-            sim_rate=_float(env, "TICKER_SIM_RATE", 20.0, 0.0, 1_000_000.0),
-            max_symbols_per_client=_int(env, "TICKER_MAX_SYMBOLS", 200, 1, 10_000),
-            max_frame_bytes=_int(env, "TICKER_MAX_FRAME_BYTES", 16 * 1024, 256, 1024 * 1024),
-            outbox_limit=_int(env, "TICKER_OUTBOX_LIMIT", 512, 8, 1_000_000),
-            history_size=_int(env, "TICKER_HISTORY_SIZE", 2048, 16, 1_000_000),
-            history_max_age=_float(env, "TICKER_HISTORY_MAX_AGE", 300.0, 1.0, 86_400.0),
-            flush_interval=_float(env, "TICKER_FLUSH_INTERVAL", 0.0, 0.0, 1.0),
-            flush_max_interval=_float(env, "TICKER_FLUSH_MAX_INTERVAL", 0.04, 0.0, 1.0),
-            gc_threshold=_int(env, "TICKER_GC_THRESHOLD", 20_000, 0, 10_000_000),
+            sim_rate=_bounded(env, "TICKER_SIM_RATE", 20.0, 0.0, 1_000_000.0),
+            max_symbols_per_client=_bounded(env, "TICKER_MAX_SYMBOLS", 200, 1, 10_000),
+            max_frame_bytes=_bounded(env, "TICKER_MAX_FRAME_BYTES", 16 * 1024, 256, 1024 * 1024),
+            outbox_limit=_bounded(env, "TICKER_OUTBOX_LIMIT", 512, 8, 1_000_000),
+            history_size=_bounded(env, "TICKER_HISTORY_SIZE", 2048, 16, 1_000_000),
+            history_max_age=_bounded(env, "TICKER_HISTORY_MAX_AGE", 300.0, 1.0, 86_400.0),
+            flush_interval=_bounded(env, "TICKER_FLUSH_INTERVAL", 0.0, 0.0, 1.0),
+            flush_max_interval=_bounded(env, "TICKER_FLUSH_MAX_INTERVAL", 0.04, 0.0, 1.0),
+            gc_threshold=_bounded(env, "TICKER_GC_THRESHOLD", 20_000, 0, 10_000_000),
             allowed_origins=origins,
-            ws_deflate=_int(env, "TICKER_WS_DEFLATE", 0, 0, 1) == 1,
-            presence_interval=_float(env, "TICKER_PRESENCE_INTERVAL", 2.0, 0.1, 60.0),
-            presence_misses=_int(env, "TICKER_PRESENCE_MISSES", 3, 1, 100),
+            ws_deflate=_bounded(env, "TICKER_WS_DEFLATE", 0, 0, 1) == 1,
+            presence_interval=_bounded(env, "TICKER_PRESENCE_INTERVAL", 2.0, 0.1, 60.0),
+            presence_misses=_bounded(env, "TICKER_PRESENCE_MISSES", 3, 1, 100),
             cursor_key=_cursor_key(env),
-            heartbeat_interval=_float(env, "TICKER_HEARTBEAT_INTERVAL", 15.0, 0.05, 300.0),
-            poll_timeout=_float(env, "TICKER_POLL_TIMEOUT", 25.0, 0.05, 55.0),
-            sse_retry_ms=_int(env, "TICKER_SSE_RETRY_MS", 1000, 100, 60_000),
-            rate_per_minute=_float(env, "TICKER_RATE_PER_MINUTE", 100.0, 1.0, 1e9),
-            rate_burst=_int(env, "TICKER_RATE_BURST", 20, 1, 1_000_000),
-            max_connections_per_address=_int(
+            heartbeat_interval=_bounded(env, "TICKER_HEARTBEAT_INTERVAL", 15.0, 0.05, 300.0),
+            poll_timeout=_bounded(env, "TICKER_POLL_TIMEOUT", 25.0, 0.05, 55.0),
+            sse_retry_ms=_bounded(env, "TICKER_SSE_RETRY_MS", 1000, 100, 60_000),
+            rate_per_minute=_bounded(env, "TICKER_RATE_PER_MINUTE", 100.0, 1.0, 1e9),
+            rate_burst=_bounded(env, "TICKER_RATE_BURST", 20, 1, 1_000_000),
+            max_connections_per_address=_bounded(
                 env, "TICKER_MAX_CONNECTIONS_PER_ADDRESS", 20, 1, 1_000_000
             ),
-            proxy_hops=_int(env, "TICKER_PROXY_HOPS", 2 if env.get("GAE_INSTANCE") else 0, 0, 8),
+            proxy_hops=_bounded(
+                env, "TICKER_PROXY_HOPS", 2 if env.get("GAE_INSTANCE") else 0, 0, 8
+            ),
         )
