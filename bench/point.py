@@ -56,7 +56,7 @@ def server_env(spec: PointSpec) -> dict[str, str]:
         "TICKER_SIM_SYMBOLS": ",".join(spec.symbols),
         "TICKER_SIM_RATE": "0" if spec.external_feed else f"{spec.rate:g}",
         "TICKER_ADMIN_TOKEN": "bench",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": f"{spec.stack.pythonpath}:{ROOT}",
     }
     env.update(spec.env)
     return env
@@ -72,6 +72,7 @@ def run_point(spec: PointSpec, logdir: Path, hooks: Any = None) -> dict[str, Any
         env=server_env(spec),
         log=log,
         stdin=None,
+        cwd=spec.stack.pythonpath,
     )
     load: LoadRun | None = None
     try:
@@ -102,9 +103,9 @@ def run_point(spec: PointSpec, logdir: Path, hooks: Any = None) -> dict[str, Any
             hooks.measure(t0, t1, spec.grace)
         pids = procs.tree(server.pid)
         _sleep_until(t0)
-        cpu0 = procs.cpu_seconds(pids)
+        cpu0 = procs.cpu_times(pids)
         _sleep_until(t1)
-        cpu1 = procs.cpu_seconds(pids)
+        cpu1 = procs.cpu_times(pids)
         rss_loaded = procs.rss_bytes(pids)
         summed, hist = load.results(spec.grace + 30)
         extra = hooks.results() if hooks is not None else {}
@@ -112,7 +113,9 @@ def run_point(spec: PointSpec, logdir: Path, hooks: Any = None) -> dict[str, Any
         if load is not None:
             load.close()
         procs.stop(server)
-    return _figures(spec, ready, summed, hist, cpu1 - cpu0, rss_idle, rss_loaded) | extra
+    user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+    point = _figures(spec, ready, summed, hist, user + system, rss_idle, rss_loaded)
+    return point | {"server_sys_share": round(system / max(user + system, 1e-9), 3)} | extra
 
 
 def _sleep_until(t: float) -> None:

@@ -46,6 +46,7 @@ def start(
     log: Path | None = None,
     stdin: int | None = subprocess.DEVNULL,
     stdout: int | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `cmd` pinned to `cpus` (taskset execs it, so the pid is the command's)."""
     argv = ["taskset", "-c", cpus, *cmd] if cpus else list(cmd)
@@ -58,6 +59,7 @@ def start(
             stdout=stdout if stdout is not None else out,
             stderr=out,
             start_new_session=True,
+            cwd=cwd,
         )
     finally:
         if log is not None and not isinstance(out, int):
@@ -100,14 +102,15 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU time of the live processes in `pids`."""
-    total = 0
+def cpu_times(pids: Sequence[int]) -> tuple[float, float]:
+    """(user, system) CPU seconds of the live processes in `pids`."""
+    user = system = 0
     for pid in pids:
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / CLK_TCK
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def rss_bytes(pids: Sequence[int]) -> int:

@@ -6,7 +6,9 @@ each is started as one command (possibly with workers) that the harness pins and
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ class Stack:
     proto: str = "ticker"
     path: str = "/ws"
     max_workers: int = 1
+    pythonpath: Path = ROOT  # where its Python code is imported from
 
 
 def _hypercorn(app: str, *extra: str) -> Callable[[int, int], list[str]]:
@@ -56,6 +59,12 @@ STACKS: dict[str, Stack] = {
             _hypercorn("ticker.app:create_app()"),
             max_workers=8,
         ),
+        Stack(
+            "ticker-uvloop",
+            "ticker + uvloop",
+            _hypercorn("ticker.app:create_app()", "--worker-class", "uvloop"),
+            max_workers=8,
+        ),
         Stack("naive-quart", "naive Quart", _hypercorn("bench.baselines.naive_quart:create_app()")),
         Stack(
             "websockets",
@@ -75,3 +84,29 @@ STACKS: dict[str, Stack] = {
     )
 }
 BASELINES = ("naive-quart", "websockets", "socketio")
+
+
+def ticker_at(rev: str) -> Stack:
+    """The ticker as of git revision `rev` (exported to a temporary directory), e.g. "before"."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    where = Path(tempfile.gettempdir()) / f"ticker-bench-{sha}"
+    if not where.exists():
+        where.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", sha, "ticker", "publisher", "dashboard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(where)], input=archive, check=True)
+    stack = Stack(
+        f"ticker@{sha}",
+        f"ticker at {sha}",
+        _hypercorn("ticker.app:create_app()"),
+        max_workers=8,
+        pythonpath=where,
+    )
+    STACKS[stack.name] = stack
+    return stack

@@ -199,12 +199,13 @@ function result(cpuStart, wallStart) {
   const wall = now() - wallStart;
   const sparse = {};
   for (let i = 0; i < hist.length; i++) if (hist[i]) sparse[i] = hist[i];
-  emit({
+  const line = JSON.stringify({
     event: "result", ...stats, bucket_ms: BUCKET_MS, hist: sparse, produced: produced(),
     cpu_s: (cpu.user + cpu.system) / 1e6, wall_s: wall / 1000,
     rss_mb: process.memoryUsage().rss / 1048576,
   });
-  process.exit(0);
+  // Pipes are asynchronous in Node: exit only once the (possibly large) line is flushed.
+  process.stdout.write(line + "\n", () => process.exit(0));
 }
 
 const started = now();
