@@ -8,7 +8,8 @@ the tests locally with the reason, and fails them when CI=true.
 Fixtures:
 - `start_server(**env)` (from tests/conftest.py) -> `Server`: a fresh server process.
 - `server`: one shared server per module with the default environment; its `.url` is the base URL.
-- `browser` (session), `page` (a fresh context per test) and `page_errors` (page errors and
+- `browser` (per module: the sync Playwright API runs an event loop that would clash with the
+  pytest-asyncio tests of other modules), `page` (a fresh context per test) and `page_errors` (page errors and
   console errors seen by `page`; most tests assert it stays empty).
 """
 
@@ -30,7 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     factory.stop_all()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import Error, sync_playwright

@@ -28,6 +28,7 @@ def test_a_silent_server_is_detected_by_missing_heartbeats_and_the_page_resumes(
     page.goto(f"{server.url}/?symbols=AAPL,MSFT")
     expect(page.locator('[data-symbol="AAPL"] .price')).to_have_text(PRICE)
     page.wait_for_function("window.tickerClient.ticksReceived > 5")
+    page.wait_for_function("window.tickerClient.silenceLimitMs === 6000")  # a heartbeat arrived
     os.killpg(server.proc.pid, signal.SIGSTOP)
     try:
         page.wait_for_function("window.tickerClient.state === 'reconnecting'", timeout=15_000)

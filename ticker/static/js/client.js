@@ -69,7 +69,7 @@ export class TickerClient {
     this._openedAt = 0;
     this._conn = null; // the live WebSocket / EventSource / poll AbortController
     this._silenceTimer = null;
-    this._silenceLimitMs = silenceLimitMs(15);
+    this.silenceLimitMs = silenceLimitMs(15); // from the server's heartbeat interval, once known
   }
 
   start() {
@@ -117,7 +117,7 @@ export class TickerClient {
       frame.symbols.forEach((s) => this._resyncing.add(s));
     } else if (frame.type === "heartbeat" && this._conn instanceof WebSocket) {
       // The server closes a WebSocket that stays silent for 2 heartbeats + 5 s: answer each.
-      if (Number(frame.interval) > 0) this._silenceLimitMs = silenceLimitMs(Number(frame.interval));
+      if (Number(frame.interval) > 0) this.silenceLimitMs = silenceLimitMs(Number(frame.interval));
       if (this._conn.readyState === WebSocket.OPEN) this._conn.send('{"op":"ping"}');
     }
     // unknown types: ignored on purpose, the server may add more.
@@ -231,7 +231,7 @@ export class TickerClient {
       if (this._conn !== ws) return;
       this._close();
       this._failed("the server went silent");
-    }, this._silenceLimitMs);
+    }, this.silenceLimitMs);
   }
 
   /** Drop the current connection without triggering a retry. */
