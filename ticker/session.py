@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,7 +47,11 @@ class Session:
         self.outbox = Outbox(limit=outbox_limit)
         self._control: deque[str] = deque(maxlen=control_limit)
         self._wake = asyncio.Event()
-        self._last_take = 0.0  # time.monotonic() of the last next_batch() take
+        # Set by a transport that can write a one-tick frame synchronously (WebSocket): it
+        # returns False when it cannot right now (socket backed up, closing). See `offer`.
+        self.direct: Callable[[str, int], bool] | None = None
+        self._writer_idle = False  # the writer waits for work with nothing in hand
+        self.last_frame_at = 0.0  # time.monotonic() of the last frame sent (pacing)
         self.closed = False
         self.close_code: int | None = None  # set by `end`: close once what is pending is sent
         self.resynced: set[str] = set()  # symbols with a gap since the transport last looked
@@ -56,10 +60,24 @@ class Session:
         self.ticks_sent = 0
 
     def offer(self, symbol: str, seq: int, encoded: str, ts: int) -> None:
-        """Queue a tick for this client (no await); wakes the writer on the first pending tick."""
+        """Queue a tick for this client (no await); wakes the writer on the first pending tick.
+
+        When the writer is idle with nothing pending and the transport can write directly, the
+        tick goes out at once as its own frame: nothing is ahead of it, so order holds, and no
+        task wakes up for it (a quiet client costs one write per tick, not a writer's round).
+        """
         if self._unverified and symbol in self._unverified:
             self._verify(symbol, seq)
-        if self.outbox.offer(symbol, seq, encoded, ts):
+        outbox = self.outbox
+        if self._writer_idle and self.direct is not None and not outbox and not self._control:
+            if seq <= outbox.last_seq.get(symbol, -1):
+                return
+            if self.direct(encoded, ts):
+                outbox.last_seq[symbol] = seq
+                self.frames_sent += 1
+                self.ticks_sent += 1
+                return
+        if outbox.offer(symbol, seq, encoded, ts):
             self._wake.set()
 
     def push_control(self, frame: str) -> None:
@@ -99,25 +117,20 @@ class Session:
         """Whether anything waits to be sent."""
         return bool(self._control) or bool(self.outbox)
 
-    async def next_batch(self, gap: float = 0.0) -> Batch:
-        """Wait until something is pending, then take all of it.
-
-        `gap` (the adaptive flush interval): if the previous batch was taken less than `gap` ago,
-        wait out the rest first, so that what arrives meanwhile shares one frame. A client that
-        receives more slowly than that never waits.
-        """
+    async def wait_pending(self) -> None:
+        """Wait until something is pending; meanwhile the writer counts as idle (see `offer`)."""
         while not self.has_pending():
             self._wake.clear()
-            await self._wake.wait()
-        if gap:
-            wait = self._last_take + gap - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        self._last_take = time.monotonic()
-        control = list(self._control)
-        self._control.clear()
-        ticks, oldest = self.outbox.take()
-        return Batch(control, ticks, oldest)
+            self._writer_idle = True
+            try:
+                await self._wake.wait()
+            finally:
+                self._writer_idle = False
+
+    async def next_batch(self) -> Batch:
+        """Wait until something is pending, then take all of it."""
+        await self.wait_pending()
+        return self.take_now()
 
     def take_now(self) -> Batch:
         """Take whatever is pending without waiting (long polling answers)."""

@@ -19,8 +19,6 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
-from functools import partial
 
 import structlog
 from quart import Blueprint, Response, current_app, websocket
@@ -32,12 +30,13 @@ from ticker.core.errors import ClientError
 from ticker.core.ratelimit import RateDecision, TokenBucket
 from ticker.runtime import Runtime
 from ticker.session import Session
-from ticker.transports import deflate, runtime_of
+from ticker.transports import deflate, runtime_of, wsfast
 from ticker.transports.guard import app_of, guard_of, setup_guard, shown
 
 bp = Blueprint("websocket", __name__)
 log = structlog.get_logger("ticker.transports")
 
+_TICK_FRAMES = wsfast.TickFrames()  # one-tick frames, built once per tick for every client
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
@@ -138,6 +137,7 @@ async def _serve(runtime: Runtime, session: Session, peer: _Peer) -> None:
                 session.push_control(frame("heartbeat", beat_frame))
                 next_beat = now + beat
     finally:
+        session.direct = None  # nothing more straight onto the socket
         rotate.cancel()
         for task in (reader, writer):
             task.cancel()
@@ -204,39 +204,23 @@ def _apply(runtime: Runtime, session: Session, op: Subscribe | Unsubscribe | Pin
         session.push_control(frame("pong", {"nonce": op.nonce, "ts": time.time_ns() // 1_000_000}))
 
 
-def _text_sender() -> Callable[[str], Awaitable[None]]:
-    """The cheapest way to send a text frame to the current WebSocket.
-
-    Quart's `websocket.send` yields to the loop (`sleep(0)`), re-checks `accept()` and fires a
-    blinker signal for every frame. The writer already batches and yields in `next_batch`, so it
-    hands frames straight to the ASGI server (Quart builds `_send` as
-    `partial(send_data, asgi_send)`); when that shape is not there, it falls back to Quart.
-    """
-    ws = websocket._get_current_object()  # type: ignore[attr-defined]
-    quart_send = getattr(ws, "_send", None)
-    if not (isinstance(quart_send, partial) and quart_send.args):
-        fallback: Callable[[str], Awaitable[None]] = ws.send
-        return fallback
-    asgi_send: Callable[[dict[str, object]], Awaitable[None]] = quart_send.args[0]
-
-    async def send_text(text: str) -> None:
-        await asgi_send({"type": "websocket.send", "bytes": None, "text": text})
-
-    return send_text
-
-
 async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
     flush = runtime.flush  # under load, rest up to flush.interval after a frame: fewer frames
     latency = runtime.latency
-    send = _text_sender()
+    send = wsfast.text_sender()
+    sock = wsfast.SocketWriter.for_current(deflate=runtime.settings.ws_deflate)
+    if sock is not None:
+        session.direct = wsfast.direct_writer(session, sock, _TICK_FRAMES, flush, latency)
     while True:
         batch = await session.next_batch()
         frames = batch.frames()
         for text in frames:
             if peer.closing:
                 return
-            await send(text)
+            if sock is None or not sock.write_text(text):
+                await send(text)
         session.frames_sent += len(frames)
+        session.last_frame_at = time.monotonic()
         if batch.ticks:
             session.ticks_sent += len(batch.ticks)
             latency.record(time.time() * 1000 - batch.oldest_ts)
@@ -245,4 +229,4 @@ async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
             await _close(peer, session.close_code, "reconnect")
             return
         if flush.interval:
-            await flush.rest()
+            await flush.rest()  # let more gather: about one frame per interval for a busy client

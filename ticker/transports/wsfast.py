@@ -1,0 +1,165 @@
+"""The /ws writer's fast paths onto Hypercorn: where a frame costs least.
+
+Measured per text frame on this stack (process CPU, one core, issue 5): Quart's
+`websocket.send` ~30-40 us, the ASGI `send` under it ~18-24 us, a direct socket write ~8-15 us.
+A quiet client (a tick every few hundred ms) gets one frame per tick whatever we do, so what a
+frame costs is what such clients cost; a busy one gets a frame per flush interval.
+
+Rules:
+- `SocketWriter` writes complete frames onto the socket synchronously, only while the stream is
+  Hypercorn's open HTTP/1.1 WebSocket without extensions and the socket has nothing buffered.
+  Otherwise (not ready) the caller takes the awaiting path, `text_sender()`, which hands frames
+  to the ASGI server (and so waits on flow control): a backed-up client gets its writer blocked
+  and its outbox conflated, never a growing buffer. Frames are whole messages, so they interleave
+  safely with Hypercorn's own (pongs, close).
+- `text_sender()` skips Quart's per-frame layers (a `sleep(0)`, an `accept()` re-check and a
+  blinker signal); it falls back to Quart's `send`.
+- `direct_writer()` is for `Session.offer`: a tick for an idle writer with nothing pending (so
+  order holds) goes out at once as its own frame, unless the client's last frame is less than a
+  flush interval old (a busy client gets batches). Each tick is framed once for all its
+  subscribers (`TickFrames`).
+- Both read Hypercorn/Quart internals; when their shape is not the expected one they return the
+  slow but always-correct path (`tests/service/test_ws_fast_paths.py` pins the shapes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from hypercorn.protocol.ws_stream import WSStream
+from quart import websocket
+from wsproto.connection import ConnectionState
+
+from ticker.core.codec import ticks_frame
+from ticker.core.latency import LatencyWindow
+from ticker.session import Session
+from ticker.tuning import FlushClock
+
+AsgiSend = Callable[[dict[str, object]], Awaitable[None]]
+Direct = Callable[[str, int], bool]
+
+
+def _asgi_send() -> tuple[Any, AsgiSend | None]:
+    ws = websocket._get_current_object()  # type: ignore[attr-defined]
+    quart_send = getattr(ws, "_send", None)  # Quart builds it as partial(send_data, asgi_send)
+    if isinstance(quart_send, partial) and quart_send.args:
+        return ws, quart_send.args[0]
+    return ws, None
+
+
+def text_sender() -> Callable[[str], Awaitable[None]]:
+    """The cheapest correct way to send a text frame to the current WebSocket."""
+    ws, asgi_send = _asgi_send()
+    if asgi_send is None:
+        fallback: Callable[[str], Awaitable[None]] = ws.send
+        return fallback
+    send = asgi_send
+
+    async def send_text(text: str) -> None:
+        await send({"type": "websocket.send", "bytes": None, "text": text})
+
+    return send_text
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final, uncompressed WebSocket text frame (server to client, RFC 6455)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + size.to_bytes(8, "big") + payload
+
+
+class TickFrames:
+    """A one-entry memo: the hub offers a tick to all its subscribers in a row, so the
+    `ticks` frame of that one tick is built once and shared."""
+
+    __slots__ = ("_encoded", "_frame")
+
+    def __init__(self) -> None:
+        self._encoded = ""
+        self._frame = b""
+
+    def frame(self, encoded: str) -> bytes:
+        """The wire frame `{"type":"ticks","ticks":[<encoded>]}`."""
+        if encoded is not self._encoded:  # identity: the memo holds the string, so no reuse
+            self._encoded = encoded
+            self._frame = text_frame(ticks_frame((encoded,)).encode())
+        return self._frame
+
+
+class SocketWriter:
+    """Writes whole text frames straight onto a Hypercorn WebSocket's socket, when it can."""
+
+    __slots__ = ("connection", "stream", "transport")
+
+    def __init__(self, stream: WSStream, transport: asyncio.WriteTransport) -> None:
+        self.stream = stream
+        self.connection = stream.connection
+        self.transport = transport
+
+    @classmethod
+    def for_current(cls, *, deflate: bool) -> SocketWriter | None:
+        """The current WebSocket's socket writer, or None when the stack is not the expected one."""
+        if deflate:
+            return None
+        _, asgi_send = _asgi_send()
+        stream = getattr(asgi_send, "__self__", None)
+        if not isinstance(stream, WSStream):
+            return None
+        try:  # WSStream.send is H11Protocol.stream_send, whose .send is TCPServer.protocol_send
+            transport = stream.send.__self__.send.__self__.writer.transport  # type: ignore[attr-defined]
+        except AttributeError:
+            return None
+        return cls(stream, transport) if isinstance(transport, asyncio.WriteTransport) else None
+
+    def ready(self) -> bool:
+        """Open, and nothing waiting in the socket's buffer (else: the slow, awaiting path)."""
+        return not (
+            self.stream.closed
+            or self.connection.state is not ConnectionState.OPEN
+            or self.transport.is_closing()
+            or self.transport.get_write_buffer_size()
+        )
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write one complete frame if `ready()`; False (nothing written) otherwise."""
+        if not self.ready():
+            return False
+        self.transport.write(frame)
+        return True
+
+    def write_text(self, text: str) -> bool:
+        """Write `text` as one text frame if `ready()`."""
+        return self.write_frame(text_frame(text.encode()))
+
+
+def direct_writer(
+    session: Session,
+    socket: SocketWriter,
+    frames: TickFrames,
+    flush: FlushClock,
+    latency: LatencyWindow,
+) -> Direct:
+    """A synchronous one-tick frame writer for `Session.offer`.
+
+    It refuses while the session sent a frame less than `flush.interval` ago (a busy client's
+    ticks then gather in its outbox for the writer's next frame) or the socket is not ready.
+    """
+
+    def direct(encoded: str, ts: int) -> bool:
+        now = time.monotonic()
+        if now - session.last_frame_at < flush.interval or not socket.write_frame(
+            frames.frame(encoded)
+        ):
+            return False
+        session.last_frame_at = now
+        latency.record(time.time() * 1000 - ts)
+        return True
+
+    return direct
