@@ -1,0 +1,104 @@
+"""/ws under a real Hypercorn (in process): the socket fast paths keep every tick, in order.
+
+The Quart test client has no socket, so `ticker.transports.wsfast` falls back there; this pins
+the Hypercorn shapes it relies on and the ordering across direct writes, batches and fallbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from websockets.asyncio.client import connect
+
+from tests.conftest import tick, timeout
+from tests.service.streams import BASE_ENV, eventually
+from ticker.app import create_app
+from ticker.broker.memory import InMemoryBroker
+from ticker.runtime import Runtime
+from ticker.transports import runtime_of
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def hypercorn_serving(**env: str) -> AsyncIterator[tuple[str, Runtime]]:
+    app = create_app({**BASE_ENV, **env}, broker=InMemoryBroker())
+    port = _free_port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
+    try:
+        async with asyncio.timeout(timeout(5.0)):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                except OSError:
+                    await asyncio.sleep(0.02)
+                    continue
+                writer.close()
+                break
+        yield f"127.0.0.1:{port}", runtime_of(app)
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, timeout(10.0))
+
+
+async def _ticks(ws: Any, count: int) -> list[int]:
+    seqs: list[int] = []
+    async with asyncio.timeout(timeout(5.0)):
+        while len(seqs) < count:
+            frame = orjson.loads(await ws.recv())
+            if frame["type"] == "ticks":
+                seqs += [t["seq"] for t in frame["ticks"]]
+    return seqs
+
+
+async def test_direct_writes_batches_and_fallbacks_keep_every_tick_in_order():
+    async with hypercorn_serving(TICKER_FLUSH_INTERVAL="0.02") as (host, runtime):
+        origin = f"http://{host}"
+        async with connect(f"ws://{host}/ws", origin=origin, compression="deflate") as ws:
+            await ws.send(orjson.dumps({"op": "subscribe", "symbols": ["AAPL"]}).decode())
+            assert orjson.loads(await ws.recv())["type"] == "subscribed"
+            assert ws.protocol.extensions == []  # deflate offered, declined by default
+            (session,) = runtime.hub.sessions()
+            await eventually(lambda: session.direct is not None and session._writer_idle)
+            await eventually(lambda: time.monotonic() - session.last_frame_at > 0.02)
+            runtime.hub.ingest(tick("AAPL", seq=1))  # idle writer: written at once
+            assert not session.has_pending()
+            assert await _ticks(ws, 1) == [1]
+            for seq in range(2, 202):  # a burst: batched by the writer
+                runtime.hub.ingest(tick("AAPL", seq=seq))
+                if seq % 50 == 0:
+                    await asyncio.sleep(0.005)
+            assert await _ticks(ws, 200) == list(range(2, 202))
+            assert session.frames_sent < 150
+
+
+async def test_a_quiet_client_gets_one_frame_per_tick_through_the_direct_path():
+    async with (
+        hypercorn_serving() as (host, runtime),
+        connect(f"ws://{host}/ws", origin=f"http://{host}") as ws,
+    ):
+        await ws.send(orjson.dumps({"op": "subscribe", "symbols": ["MSFT"]}).decode())
+        await ws.recv()
+        (session,) = runtime.hub.sessions()
+        await eventually(lambda: session.direct is not None)
+        for seq in range(1, 6):
+            await eventually(lambda: session._writer_idle)
+            runtime.hub.ingest(tick("MSFT", seq=seq))
+            assert not session.has_pending()  # written synchronously, nothing queued
+            assert await _ticks(ws, 1) == [seq]
