@@ -9,8 +9,8 @@ Fixtures:
 - `start_server(**env)` (from tests/conftest.py) -> `Server`: a fresh server process.
 - `server`: one shared server per module with the default environment; its `.url` is the base URL.
 - `browser` (per module: the sync Playwright API runs an event loop that would clash with the
-  pytest-asyncio tests of other modules), `page` (a fresh context per test) and `page_errors` (page errors and
-  console errors seen by `page`; most tests assert it stays empty).
+  pytest-asyncio tests of other modules), `page` (a fresh context per test) and `page_errors`
+  (page errors and console errors seen by `page`; most tests assert it stays empty).
 """
 
 from __future__ import annotations
