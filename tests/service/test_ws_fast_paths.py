@@ -75,7 +75,7 @@ async def test_direct_writes_batches_and_fallbacks_keep_every_tick_in_order():
             assert orjson.loads(await ws.recv())["type"] == "subscribed"
             assert ws.protocol.extensions == []  # deflate offered, declined by default
             (session,) = runtime.hub.sessions()
-            await eventually(lambda: session.direct is not None and session._writer_idle)
+            await eventually(lambda: session.direct is not None and session.writer_idle)
             await eventually(lambda: time.monotonic() - session.last_frame_at > 0.02)
             runtime.hub.ingest(tick("AAPL", seq=1))  # idle writer: written at once
             assert not session.has_pending()
@@ -98,7 +98,7 @@ async def test_a_quiet_client_gets_one_frame_per_tick_through_the_direct_path():
         (session,) = runtime.hub.sessions()
         await eventually(lambda: session.direct is not None)
         for seq in range(1, 6):
-            await eventually(lambda: session._writer_idle)
+            await eventually(lambda: session.writer_idle)
             runtime.hub.ingest(tick("MSFT", seq=seq))
             assert not session.has_pending()  # written synchronously, nothing queued
             assert await _ticks(ws, 1) == [seq]
