@@ -16,7 +16,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -28,7 +27,7 @@ from ticker.core.codec import ticks_frame
 from ticker.core.errors import ClientError
 from ticker.runtime import Runtime
 from ticker.session import Session
-from ticker.transports import runtime_of
+from ticker.transports import runtime_of, schedule_rotation
 from ticker.transports.guard import Admission, Guard, guard_of, setup_guard, shown
 from ticker.transports.params import bad_request, next_cursor, since_param, symbols_param
 
@@ -85,10 +84,7 @@ async def sse() -> Response:
     stream = _Stream(runtime, guard, admission, session)
     runtime.hub.attach(session)
     runtime.hub.subscribe(session, symbols, since)
-    age = settings.max_connection_age
-    age -= random.uniform(0, min(settings.max_connection_age_jitter, age * 0.1))
-    loop = asyncio.get_running_loop()
-    stream.rotate = loop.call_later(age, session.end, 1000, "max connection age reached")
+    stream.rotate = schedule_rotation(settings, session)
     log.info(
         "stream_open",
         transport="sse",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 
 import structlog
@@ -30,7 +29,7 @@ from ticker.core.errors import ClientError
 from ticker.core.ratelimit import RateDecision, TokenBucket
 from ticker.runtime import Runtime
 from ticker.session import Session
-from ticker.transports import deflate, runtime_of, wsfast
+from ticker.transports import deflate, runtime_of, schedule_rotation, wsfast
 from ticker.transports.guard import app_of, guard_of, setup_guard, shown
 
 bp = Blueprint("websocket", __name__)
@@ -106,9 +105,7 @@ async def _serve(runtime: Runtime, session: Session, peer: _Peer) -> None:
     """Run reader and writer; beat and watch for silence until either ends."""
     settings = runtime.settings
     loop = asyncio.get_running_loop()
-    age = settings.max_connection_age
-    age -= random.uniform(0, min(settings.max_connection_age_jitter, age * 0.1))
-    rotate = loop.call_later(age, session.end, 1000, "max connection age reached")
+    rotate = schedule_rotation(settings, session)
     reader = asyncio.create_task(_read(runtime, session, peer), name=f"ws-read-{session.id}")
     writer = asyncio.create_task(_write(runtime, session, peer), name=f"ws-write-{session.id}")
     beat = settings.heartbeat_interval
