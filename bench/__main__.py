@@ -15,8 +15,10 @@ from typing import Any
 
 from bench import report
 from bench.scenarios import FULL, QUICK, scenario_a, scenario_b, scenario_d
-from bench.stacks import STACKS
+from bench.stacks import STACKS, ticker_at
 
+FULL_STACKS = ("ticker", "naive-quart", "websockets", "socketio", "node-ws")
+QUICK_STACKS = ("ticker", "naive-quart", "websockets", "socketio")
 NEEDED_FDS = 24_000  # 10,000 clients + 10,000 server sockets + files, per process at most
 
 
@@ -31,7 +33,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller N, fewer steps (~3 min)")
     parser.add_argument("--scenarios", default="ABCD", help="any of A B C D (default: ABCD)")
-    parser.add_argument("--stacks", default=",".join(STACKS), help="comma list of stacks")
+    parser.add_argument(
+        "--stacks",
+        help=f"comma list of: {', '.join(STACKS)}, ticker@REV (default: {', '.join(FULL_STACKS)};"
+        f" quick: {', '.join(QUICK_STACKS)})",
+    )
     parser.add_argument(
         "--env",
         action="append",
@@ -47,7 +53,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     profile = QUICK if args.quick else FULL
-    stacks = [s for s in args.stacks.split(",") if s]
+    default = QUICK_STACKS if args.quick else FULL_STACKS
+    stacks = [s for s in (args.stacks or ",".join(default)).split(",") if s]
+    for name in stacks:
+        if name.startswith("ticker@"):
+            ticker_at(name.split("@", 1)[1])
     unknown = [s for s in stacks if s not in STACKS]
     if unknown:
         print(

@@ -261,7 +261,7 @@ def chart(results: dict[str, Any], path: Path) -> bool:
         yscale="log",
         xlabel="tick deliveries/s (thousands)",
         ylabel="p99 latency (ms)",
-        title="(A) 1,000 clients x 5 of 50 symbols",
+        title=f"(A) {_clients(sc.get('A', {}))} clients x 5 of 50 symbols",
     )
     ax.legend(fontsize=8)
     names = list(rows)
@@ -279,6 +279,13 @@ def chart(results: dict[str, Any], path: Path) -> bool:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def _clients(a: dict[str, Any]) -> str:
+    for stack in a.values():
+        for point in stack["points"]:
+            return f"{point['clients']:,}"
+    return "?"
 
 
 def write(results: dict[str, Any], outdir: Path = RESULTS) -> Path:

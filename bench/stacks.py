@@ -94,8 +94,12 @@ def ticker_at(rev: str) -> Stack:
     where = Path(tempfile.gettempdir()) / f"ticker-bench-{sha}"
     if not where.exists():
         where.mkdir()
+        tree = subprocess.run(
+            ["git", "ls-tree", "--name-only", sha], cwd=ROOT, capture_output=True, text=True
+        ).stdout.split()
+        parts = [p for p in ("ticker", "publisher", "dashboard") if p in tree]
         archive = subprocess.run(
-            ["git", "archive", sha, "ticker", "publisher", "dashboard"],
+            ["git", "archive", sha, *parts],
             cwd=ROOT,
             capture_output=True,
             check=True,

@@ -32,7 +32,6 @@ function parseArgs(argv) {
     // Clients come from 127.1.x.y, `perAddress` per source address, like many users behind few
     // NATs: servers that cap connections per address (the ticker does) see a realistic spread.
     perAddress: Number(out["per-address"] || 10),
-    pingMs: Number(out["ping-ms"] || 10000), // the ticker wants to hear from a client every 15 s
   };
 }
 
@@ -45,6 +44,7 @@ const stats = {
 let t0 = Infinity;
 let t1 = Infinity;
 const now = () => performance.timeOrigin + performance.now();
+const PING = JSON.stringify({ op: "ping" });
 
 function symbolsFor(index) {
   const out = [];
@@ -115,15 +115,13 @@ function openTicker(index, done) {
     stats.connected++;
     if (ws.extensions) stats.deflate++;
     ws.send(JSON.stringify({ op: "subscribe", symbols: symbolsFor(index) }));
-    const ping = JSON.stringify({ op: "ping" });
-    const timer = setInterval(() => ws.send(ping), opts.pingMs);
-    ws.on("close", () => clearInterval(timer));
   });
   ws.on("message", (data) => {
     stats.frames++;
     stats.bytes += data.length;
     const msg = JSON.parse(data);
     if (msg.type === "ticks") onTicks(msg.ticks, state);
+    else if (msg.type === "heartbeat") ws.send(PING); // as the ticker's own page does
     else if (msg.type === "subscribed" && !ready) {
       ready = true;
       stats.subscribed++;
