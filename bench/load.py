@@ -33,6 +33,7 @@ class LoadSpec:
     processes: int = 1
     cpus: str | None = "1"
     deflate: str = "offer"  # offer permessage-deflate like a browser does
+    connect_timeout: float = 60.0  # seconds; clients not subscribed by then count as failed
 
 
 @dataclass
@@ -91,6 +92,8 @@ class LoadRun:
                 ",".join(spec.symbols),
                 "--deflate",
                 spec.deflate,
+                "--connect-timeout",
+                str(int(spec.connect_timeout * 1000)),
             ]
             proc = procs.start(
                 cmd, cpus=spec.cpus, log=log, stdin=subprocess.PIPE, stdout=subprocess.PIPE
@@ -126,7 +129,8 @@ class LoadRun:
         return {
             "connected": sum(r["connected"] for r in ready),
             "subscribed": sum(r["subscribed"] for r in ready),
-            "failed": sum(r["failed"] for r in ready),
+            "failed": sum(r["failed"] for r in ready)
+            + sum(r["connected"] - r["subscribed"] for r in ready),
             "deflate": sum(r["deflate"] for r in ready),
             "connect_s": max(r["connect_s"] for r in ready),
             "errors": [e for r in ready for e in r["errors"]][:5],

@@ -89,10 +89,11 @@ def run_point(spec: PointSpec, logdir: Path, hooks: Any = None) -> dict[str, Any
                 spec.stack.proto,
                 spec.load_processes,
                 spec.load_cpus,
+                connect_timeout=30 + spec.clients / 400,
             ),
             log,
         )
-        ready = load.wait_ready(60 + spec.clients / 100)
+        ready = load.wait_ready(load.spec.connect_timeout + 15)
         if hooks is not None:
             hooks.started()
         time.sleep(spec.warmup)

@@ -99,12 +99,12 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         )
     for name, b in sc.get("B", {}).items():
         rows.setdefault(name, {}).update(
-            b_rss=b["rss_per_conn_kb"],
-            b_cpu=b["cpu_ms_per_1000"],
-            b_p50=b["p50"],
-            b_p99=b["p99"],
-            b_ok=b["ok"],
-            b_connected=b["connected"],
+            b_rss=b.get("rss_per_conn_kb"),
+            b_cpu=b.get("cpu_ms_per_1000"),
+            b_p50=b.get("p50"),
+            b_p99=b.get("p99"),
+            b_ok=b.get("ok"),
+            b_connected=b.get("connected"),
         )
     ratios: dict[str, dict[str, float | None]] = {}
     me = rows.get("ticker", {})

@@ -67,23 +67,56 @@ def _summary(point: dict[str, Any]) -> str:
     )
 
 
+def _measure(spec: PointSpec, logdir: Path) -> dict[str, Any]:
+    """One point; one that cannot be measured (clients never got in) is a failed point."""
+    try:
+        return run_point(spec, logdir)
+    except (TimeoutError, RuntimeError) as exc:
+        return {
+            "stack": spec.stack.name,
+            "rate": spec.rate,
+            "clients": spec.clients,
+            "workers": spec.workers,
+            "ok": False,
+            "error": str(exc),
+            "deliveries_per_s": 0,
+            "delivered": 0.0,
+            "p50": None,
+            "p99": None,
+            "server_cpu_frac": 0.0,
+            "cpu_ms_per_1000": None,
+            "ticks_per_frame": 0,
+            "load_cpu_frac": 0.0,
+        }
+
+
 def ladder(
     base: PointSpec, profile: Profile, logdir: Path, log: Log, start: float
 ) -> dict[str, Any]:
-    """Raise the rate until the bound breaks; return every point and the best passing one."""
+    """Raise the rate until the bound breaks; return every point and the best passing one.
+
+    When even the first step fails, step down (by factor squared, at most three times).
+    """
     points: list[dict[str, Any]] = []
     rate, last_ok = start, None
     while rate <= profile.a_max_rate:
-        point = run_point(replace(base, rate=round(rate)), logdir)
+        point = _measure(replace(base, rate=round(rate)), logdir)
         log(_summary(point))
         points.append(point)
         if not point["ok"]:
             break
         last_ok = rate
         rate *= profile.a_factor
+    rate = start
+    while last_ok is None and len(points) < 4:  # even the first step failed: step down
+        rate /= profile.a_factor**2
+        point = _measure(replace(base, rate=round(rate)), logdir)
+        log(_summary(point))
+        points.append(point)
+        last_ok = rate if point["ok"] else None
     if last_ok is not None and not points[-1]["ok"]:
         middle = math.sqrt(last_ok * points[-1]["rate"])
-        point = run_point(replace(base, rate=round(middle)), logdir)
+        point = _measure(replace(base, rate=round(middle)), logdir)
         log(_summary(point))
         points.append(point)
     passing = [p for p in points if p["ok"]]
@@ -126,8 +159,8 @@ def scenario_b(
             warmup=profile.warmup + 1.5,
             **kw,
         )
-        point = run_point(spec, logdir)
-        log(_summary(point) + f" rss/conn={point['rss_per_conn_kb']} KB")
+        point = _measure(spec, logdir)
+        log(_summary(point) + f" rss/conn={point.get('rss_per_conn_kb')} KB")
         out[name] = point
     return out
 
