@@ -52,11 +52,16 @@ test: check
 	$(BIN)/coverage report --include='ticker/core/*' --skip-covered --fail-under=100
 	$(BIN)/pytest tests/integration tests/e2e -q
 
-bench: $(STAMP)
+bench: $(STAMP) bench/node/node_modules
 	$(BIN)/python -m bench
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) bench/node/node_modules
 	$(BIN)/python -m bench --quick
+
+# The load client and the Node baselines (ws, socket.io), pinned by bench/node/package-lock.json.
+bench/node/node_modules: bench/node/package-lock.json
+	cd bench/node && npm ci --no-audit --no-fund
+	touch $@
 
 emulator: $(STAMP)
 	$(BIN)/python -m ticker.dev --emulator-only
