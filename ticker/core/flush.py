@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FLOOR_BUSY = 0.3  # at or below this busy fraction, the interval is the floor
+FLOOR_BUSY = 0.5  # at or below this busy fraction, the interval is the floor
 CEILING_BUSY = 0.8  # at or above it, the ceiling
 
 
