@@ -30,7 +30,7 @@ def test_the_interval_grows_with_load_between_the_floor_and_the_ceiling():
 
 
 def test_one_busy_sample_moves_the_interval_only_part_of_the_way():
-    flush = AdaptiveFlush(ceiling=0.04, smoothing=0.5)
+    flush = AdaptiveFlush(ceiling=0.04, smoothing=0.5, busy=0.5)
     first = flush.update(1.0)
     assert 0.0 < first < 0.04
 
