@@ -1,23 +1,17 @@
 """The baselines' tick source: the same random walk and pacing as the ticker's simulated feed.
 
-Rule: same generator (`publisher.feed.random_walk`), same absolute-deadline pacer, same batching per
-wake-up (2 ms minimum sleep), so every stack gets the same ticks at the same rate. The ticker's feed
-also encodes/decodes through its broker; the baselines skip that, which only flatters them.
+Rule: the very same paced generator (`ticker.feed.paced_random_walk`: random walk,
+absolute-deadline pacer, batching per wake-up with a 2 ms minimum sleep), so every stack gets the
+same ticks at the same rate. The ticker's feed also encodes/decodes through its broker; the
+baselines skip that, which only flatters them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import random
-import time
 from collections.abc import Callable
 
-from publisher.feed import SeqCounter, random_walk, seq_base, start_prices
-from publisher.pacing import Pacer
-
-MIN_SLEEP = 0.002
-MAX_BATCH = 5000
+from ticker.feed import paced_random_walk
 
 TickHandler = Callable[[dict[str, object]], None]
 
@@ -30,20 +24,6 @@ def feed_config() -> tuple[list[str], float]:
 
 async def run_feed(symbols: list[str], rate: float, on_tick: TickHandler) -> None:
     """Call `on_tick(tick_dict)` for `rate` ticks/s in total, round-robin over `symbols`."""
-    if rate <= 0 or not symbols:
-        return
-    rng = random.Random()
-    ticks = random_walk(
-        start_prices(symbols, rng),
-        rng,
-        SeqCounter(seq_base(time.time())),
-        lambda: time.time_ns() // 1_000_000,
-    )
-    pacer = Pacer(rate, time.monotonic)
-    while True:
-        await asyncio.sleep(max(pacer.wait_time(), MIN_SLEEP))
-        for _ in range(MAX_BATCH):
-            if pacer.wait_time() > 0:
-                break
-            on_tick(next(ticks).as_dict())
-            pacer.sent()
+    async for due in paced_random_walk(symbols, rate):
+        for tick in due:
+            on_tick(tick.as_dict())
