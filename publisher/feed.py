@@ -8,8 +8,9 @@ Every tick gets its `seq` from a `SeqCounter` (per symbol, +1 per tick, starting
 earlier run: the process start time in microseconds) and its `ts` when the generator makes it.
 
 Replay CSV format: a header row is required and must contain `symbol` and `price`; optional columns
-are `volume`, `bid`, `ask`, `open` (numbers) and `delay_ms` (extra wait before the row, >= 0). `seq`
-and `ts` are never read from the file. Blank lines are ignored.
+are `volume`, `bid`, `ask`, `open` (numbers) and `delay_ms` (extra wait before the row, 0 to
+`MAX_DELAY_MS` = 60,000: a longer pause is a typo, e.g. seconds as `1e12`, that would hang the job
+without a word). `seq` and `ts` are never read from the file. Blank lines are ignored.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ DEFAULT_PRICES: dict[str, float] = {
 DEFAULT_VOLATILITY = 0.0005
 MIN_PRICE = 0.01
 REPLAY_COLUMNS = ("symbol", "price", *OPTIONAL_FIELDS, "delay_ms")
+MAX_DELAY_MS = 60_000.0  # one minute between two rows at most
 
 
 def seq_base(now_s: float) -> int:
@@ -180,8 +182,10 @@ def _parse_row(line: int, columns: list[str], cells: list[str]) -> ReplayRow:
     if "price" not in numbers:
         raise ValueError("price is empty")
     delay = numbers.pop("delay_ms", 0.0)
-    if delay < 0:
-        raise ValueError(f"delay_ms must be >= 0, got {raw['delay_ms']}")
+    if not 0 <= delay <= MAX_DELAY_MS:
+        raise ValueError(
+            f"delay_ms must be between 0 and {MAX_DELAY_MS:.0f}, got {raw['delay_ms']}"
+        )
     # make_tick applies the checks a consumer will, so no replayed row is rejected downstream.
     tick = make_tick(normalise_symbol(raw["symbol"]), numbers.pop("price"), 0, 0, **numbers)
     return ReplayRow(line, tick.symbol, tick.price, dict(tick.extra), delay)

@@ -64,7 +64,8 @@ async def test_ping_gets_pong_with_the_nonce():
 
 BAD_INPUT = [
     ("not json", "bad_json"),
-    (b"\xff\xfe\x00", "bad_json"),  # non-UTF-8 bytes
+    (b"\xff\xfe\x00", "bad_frame"),  # binary frames are refused whatever they carry
+    (b'{"op":"ping"}', "bad_frame"),  # even valid JSON (the contract says JSON text frames)
     # an empty binary frame crashes the Quart test client itself; tests/e2e covers it for real
     ("", "bad_frame"),
     ("[]", "bad_frame"),

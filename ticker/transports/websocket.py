@@ -183,6 +183,8 @@ async def _read(runtime: Runtime, session: Session, peer: _Peer) -> None:
         try:
             if decision is RateDecision.LIMITED:
                 raise ClientError("rate_limited", "too many messages: slow down")
+            if not isinstance(data, str):  # binary (an empty one arrives as None)
+                raise ClientError("bad_frame", "binary frames are not accepted: send JSON text")
             _apply(runtime, session, parse_client_frame(data, settings.max_symbols_per_client))
         except ClientError as exc:
             counters.errors_by_code[exc.code] += 1

@@ -139,7 +139,14 @@ def test_replay_rejects_a_bad_header_or_an_empty_file_on_line_one(text, needle):
 
 def test_replay_rejects_a_negative_delay():
     _, problems = parse("symbol,price,delay_ms\nAAPL,1,-5\n")
-    assert "delay_ms must be >= 0" in str(problems[0])
+    assert "delay_ms must be between 0 and 60000" in str(problems[0])
+
+
+@pytest.mark.parametrize("delay", ["1e12", "60001"])
+def test_replay_rejects_a_delay_over_a_minute_with_its_line(delay):
+    _, problems = parse(f"symbol,price,delay_ms\nAAPL,1,0\nMSFT,2,60000\nAAPL,1,{delay}\n")
+    assert [p.line for p in problems] == [4]
+    assert "delay_ms must be between 0 and 60000" in problems[0].message
 
 
 def test_replay_steps_assign_fresh_seq_and_ts_in_file_order():
