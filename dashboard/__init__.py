@@ -45,7 +45,14 @@ def install(app: Quart, runtime: Runtime) -> Presence:
     presence = Presence(control_broker(runtime), cluster, settings.presence_interval)
     runtime.services.append(presence)
     auth = AdminAuth(settings.admin_token, time.time)
-    bp = make_blueprint(cluster, presence, auth, settings.allowed_origins, settings.proxy_hops)
+    bp = make_blueprint(
+        cluster,
+        presence,
+        auth,
+        settings.allowed_origins,
+        settings.proxy_hops,
+        settings.trusted_proxies,
+    )
     app.register_blueprint(bp)
     app.extensions[EXTENSION] = presence
     if settings.admin_token_generated:

@@ -2,11 +2,20 @@
 
 Rules:
 - The only secret is `TICKER_ADMIN_TOKEN`. Comparisons are constant-time (`hmac.compare_digest`).
-- The login cookie is `<expiry>.<HMAC-SHA256(key, expiry)>` with the key derived from the token, so
-  any instance sharing the token accepts it, nothing is stored server-side, and changing the
-  token revokes every cookie. The cookie is HttpOnly, SameSite=Strict, Secure over https.
-- A client address that fails `max_failures` times within `window` seconds is refused (429)
-  until its oldest failure leaves the window. Only wrong credentials count, not missing ones.
+- The login cookie is `<expiry>.<session id>.<HMAC-SHA256(key, expiry|session id)>` with the key
+  derived from the token, so any instance sharing the token accepts it and changing the token
+  revokes every cookie. The cookie is HttpOnly, SameSite=Strict, Secure over https.
+- Logout revokes the cookie's session id on the serving instance (`RevokedSessions`, in memory,
+  bounded, each entry kept until the cookie would expire anyway): replaying the cookie there gets
+  401 and an open admin stream using it closes within a second. Scope: that instance only; there
+  is no shared store, so other instances accept it until its expiry (12 h). Rotating
+  `TICKER_ADMIN_TOKEN` revokes every cookie everywhere.
+- A right credential always passes, even from a throttled address: one attacker behind a shared
+  address (a NAT, an office proxy) must not lock the operator out. Wrong credentials are what is
+  throttled: an address that fails `max_failures` times within `window` seconds gets 429 for
+  further wrong attempts until its oldest failure leaves the window. So the throttle bounds the
+  noise of guessing, not its success: that rests on the token's entropy (a generated token has 192
+  bits; choose a long random one). Only wrong credentials count, not missing ones.
 - A browser stream must come from an allowed Origin (the serving host, or the allow-list):
   cookies are ambient, so without this check any site could open the admin stream (CSWSH).
 No Quart here: the blueprint adapts requests to these calls, and unit tests use them directly.
@@ -17,12 +26,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from enum import Enum
 
 COOKIE_NAME = "ticker_admin"
 COOKIE_TTL = 12 * 3600.0
+MAX_REVOKED = 10_000  # logouts remembered per instance (each until its cookie's expiry)
 
 
 class Verdict(Enum):
@@ -81,6 +92,34 @@ class LoginThrottle:
         return failures
 
 
+class RevokedSessions:
+    """Session ids logged out here, each kept until its cookie's expiry; bounded in size."""
+
+    def __init__(self, clock: Callable[[], float], limit: int = MAX_REVOKED) -> None:
+        self._clock = clock
+        self.limit = limit
+        self._expiry: OrderedDict[str, float] = OrderedDict()
+
+    def revoke(self, session_id: str, expiry: float) -> None:
+        """Remember `session_id` until `expiry`; past `limit` the oldest entry is forgotten."""
+        self._prune()
+        self._expiry[session_id] = expiry
+        while len(self._expiry) > self.limit:
+            self._expiry.popitem(last=False)
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._expiry
+
+    def __len__(self) -> int:
+        self._prune()
+        return len(self._expiry)
+
+    def _prune(self) -> None:
+        now = self._clock()
+        for session_id in [s for s, expiry in self._expiry.items() if expiry <= now]:
+            del self._expiry[session_id]
+
+
 class AdminAuth:
     """Checks the admin token (Bearer or cookie) and issues login cookies."""
 
@@ -99,57 +138,73 @@ class AdminAuth:
         self._clock = clock
         self.cookie_ttl = cookie_ttl
         self.throttle = throttle or LoginThrottle(clock)
+        self.revoked = RevokedSessions(clock)
 
     def token_matches(self, candidate: str) -> bool:
         """Constant-time comparison with the configured token."""
         return hmac.compare_digest(candidate.encode(), self._token)
 
     def issue_cookie(self) -> str:
-        """A fresh login cookie value, valid for `cookie_ttl` seconds."""
+        """A fresh login cookie value (its own session id), valid for `cookie_ttl` seconds."""
         expiry = int(self._clock() + self.cookie_ttl)
-        return f"{expiry}.{self._sign(expiry)}"
+        session_id = secrets.token_urlsafe(12)
+        return f"{expiry}.{session_id}.{self._sign(expiry, session_id)}"
 
     def cookie_expiry(self, value: str | None) -> float | None:
-        """The expiry of a valid, unexpired cookie; None for anything else."""
-        if not value or "." not in value:
+        """The expiry of a valid, unexpired, not revoked cookie; None for anything else."""
+        parsed = self._parse(value)
+        if parsed is None or parsed[1] in self.revoked:
             return None
-        raw_expiry, signature = value.split(".", 1)
-        if not raw_expiry.isdigit() or len(raw_expiry) > 12:
-            return None
-        expiry = int(raw_expiry)
-        if not hmac.compare_digest(signature.encode(), self._sign(expiry).encode()):
-            return None
-        return float(expiry) if expiry > self._clock() else None
+        return parsed[0]
+
+    def revoke(self, value: str | None) -> bool:
+        """Log a cookie out on this instance; False when it was not a valid cookie anyway."""
+        parsed = self._parse(value)
+        if parsed is None:
+            return False
+        self.revoked.revoke(parsed[1], parsed[0])
+        return True
 
     def check(self, authorization: str | None, cookie: str | None, address: str) -> Verdict:
         """Judge a request: a Bearer header wins over the cookie; wrong ones count as failures."""
-        if self.throttle.retry_after(address) > 0:
-            return Verdict.THROTTLED
         bearer = _bearer(authorization)
         if bearer is None and not cookie:
             return Verdict.MISSING
         good = (
             self.token_matches(bearer) if bearer is not None else bool(self.cookie_expiry(cookie))
         )
-        if good:
-            return Verdict.OK
-        self.throttle.failed(address)
-        return Verdict.INVALID
+        return Verdict.OK if good else self._failed(address)
 
     def login(self, candidate: str, address: str) -> Verdict:
-        """Judge a login form submission (throttled like any other credential)."""
-        if self.throttle.retry_after(address) > 0:
-            return Verdict.THROTTLED
+        """Judge a login form submission (a right token passes; wrong ones are throttled)."""
         if not candidate:
             return Verdict.MISSING
         if self.token_matches(candidate):
             self.throttle.succeeded(address)
             return Verdict.OK
+        return self._failed(address)
+
+    def _failed(self, address: str) -> Verdict:
+        if self.throttle.retry_after(address) > 0:
+            return Verdict.THROTTLED  # not counted again: the window ends as announced
         self.throttle.failed(address)
         return Verdict.INVALID
 
-    def _sign(self, expiry: int) -> str:
-        digest = hmac.new(self._key, f"admin|{expiry}".encode(), hashlib.sha256).digest()
+    def _parse(self, value: str | None) -> tuple[float, str] | None:
+        """(expiry, session id) of a well-signed, unexpired cookie."""
+        if not value or value.count(".") != 2:
+            return None
+        raw_expiry, session_id, signature = value.split(".")
+        if not raw_expiry.isdigit() or len(raw_expiry) > 12 or not 0 < len(session_id) <= 32:
+            return None
+        expiry = int(raw_expiry)
+        if not hmac.compare_digest(signature.encode(), self._sign(expiry, session_id).encode()):
+            return None
+        return (float(expiry), session_id) if expiry > self._clock() else None
+
+    def _sign(self, expiry: int, session_id: str) -> str:
+        message = f"admin|{expiry}|{session_id}".encode()
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 

@@ -9,7 +9,10 @@ Rules:
 - `/admin/stream` is a WebSocket. It is authenticated and Origin-checked *before* `accept()`:
   a browser (it always sends Origin on WebSockets) must come from an allowed origin; a client
   without Origin must present the Bearer token, since only cookies are sent ambiently.
-- POST forms (login, logout) refuse a foreign Origin: no login CSRF.
+- POST forms (login, logout) refuse a foreign Origin: no login CSRF. Logout revokes the cookie
+  server-side (see `auth.py` for the scope).
+- Every failed credential is logged (`admin_auth_failed`: peer, path, reason), never the token
+  or the cookie. The address throttled is the client's: X-Forwarded-For only from a trusted proxy.
 - Pages are `no-store`, unframeable and script-only-from-self (CSP); data reaches the DOM through
   `textContent` in dashboard.js.
 """
@@ -20,6 +23,7 @@ import asyncio
 from typing import Any
 
 import orjson
+import structlog
 from quart import Blueprint, Response, abort, jsonify, redirect, render_template, request, websocket
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Request, Websocket
@@ -27,13 +31,14 @@ from quart.wrappers import Request, Websocket
 from dashboard.auth import COOKIE_NAME, AdminAuth, Verdict, origin_allowed
 from dashboard.presence import Presence
 from dashboard.stats import ClusterStats
-from ticker.core.admission import client_address
+from ticker.core.admission import Network, client_address
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 CLOSE_POLICY = 1008
+log = structlog.get_logger("dashboard")
 
 
 def make_blueprint(
@@ -42,6 +47,7 @@ def make_blueprint(
     auth: AdminAuth,
     allowed_origins: tuple[str, ...] = (),
     proxy_hops: int = 0,
+    trusted_proxies: tuple[Network, ...] = (),
 ) -> Blueprint:
     """The admin blueprint, bound to one app's stats and auth (no module-level state)."""
     bp = Blueprint(
@@ -55,12 +61,21 @@ def make_blueprint(
     def address(conn: Request | Websocket) -> str:
         """Who to throttle: behind App Engine's proxies, the client from X-Forwarded-For."""
         forwarded = conn.headers.get("X-Forwarded-For")
-        return client_address(conn.remote_addr or "?", forwarded, proxy_hops)
+        return client_address(conn.remote_addr or "?", forwarded, proxy_hops, trusted_proxies)
+
+    def judged(result: Verdict, conn: Request | Websocket) -> Verdict:
+        """`result`, logged when a credential was wrong or throttled (never the credential)."""
+        if result in (Verdict.INVALID, Verdict.THROTTLED):
+            log.warning(
+                "admin_auth_failed", peer=address(conn), path=conn.path, reason=result.value
+            )
+        return result
 
     def verdict() -> Verdict:
-        return auth.check(
+        result = auth.check(
             request.headers.get("Authorization"), request.cookies.get(COOKIE_NAME), address(request)
         )
+        return judged(result, request)
 
     def foreign_origin() -> bool:
         origin = request.headers.get("Origin")
@@ -97,7 +112,7 @@ def make_blueprint(
         if foreign_origin():
             abort(403)
         form = await request.form
-        result = auth.login(form.get("token", ""), address(request))
+        result = judged(auth.login(form.get("token", ""), address(request)), request)
         if result is Verdict.THROTTLED:
             return await render_template("dashboard/login.html", error="too many attempts"), 429
         if result is not Verdict.OK:
@@ -116,9 +131,10 @@ def make_blueprint(
 
     @bp.post("/admin/logout")
     async def logout() -> ResponseReturnValue:
-        """Forget the cookie in this browser."""
+        """Revoke the cookie on this instance and forget it in this browser."""
         if foreign_origin():
             abort(403)
+        auth.revoke(request.cookies.get(COOKIE_NAME))
         response = redirect("/admin/login", 303)
         response.delete_cookie(COOKIE_NAME, path="/admin", httponly=True, samesite="Strict")
         return response
@@ -146,7 +162,7 @@ def make_blueprint(
             abort(403)
         if origin is None and bearer is None:
             abort(403)  # a browser always sends Origin; without it only the Bearer token counts
-        result = auth.check(bearer, cookie, address(websocket))
+        result = judged(auth.check(bearer, cookie, address(websocket)), websocket)
         if result is not Verdict.OK:
             abort(429 if result is Verdict.THROTTLED else 401)
         expiry = None if bearer else auth.cookie_expiry(cookie)

@@ -13,11 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from ticker.core.admission import Network, parse_networks
 from ticker.core.errors import ConfigError, InvalidTick
 from ticker.core.ticks import normalise_symbol
 
 BrokerKind = Literal["pubsub", "memory"]
 DEFAULT_SIM_SYMBOLS = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "TSLA", "META", "JPM", "V", "XOM")
+# Peers whose X-Forwarded-For is believed by default: loopback, private and link-local networks,
+# where a front end's proxy lives (on App Engine flex the in-VM proxy); never a public address.
+DEFAULT_TRUSTED_PROXIES = (
+    "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,169.254.0.0/16,fc00::/7,fe80::/10"
+)
 
 
 N = TypeVar("N", int, float)
@@ -108,6 +114,10 @@ class Settings:
     # Proxies in front of us that append to X-Forwarded-For (0: ignore the header). App Engine's
     # front end appends "<client-ip>, <lb-ip>", so the client is the 2nd entry from the right.
     proxy_hops: int = 0
+    # ...and only when the socket peer is in one of these networks (a direct client cannot
+    # choose its own address).
+    trusted_proxies: tuple[Network, ...] = ()
+    header_timeout: float = 10.0  # seconds for a request's headers to arrive complete
     presence_interval: float = 2.0  # seconds between this instance's stats heartbeats
     presence_misses: int = 3  # heartbeats a peer may miss before it leaves the cluster view
 
@@ -164,4 +174,9 @@ class Settings:
             proxy_hops=_bounded(
                 env, "TICKER_PROXY_HOPS", 2 if env.get("GAE_INSTANCE") else 0, 0, 8
             ),
+            trusted_proxies=parse_networks(
+                (env.get("TICKER_TRUSTED_PROXIES") or DEFAULT_TRUSTED_PROXIES).split(","),
+                "TICKER_TRUSTED_PROXIES",
+            ),
+            header_timeout=_bounded(env, "TICKER_HEADER_TIMEOUT", 10.0, 0.5, 600.0),
         )

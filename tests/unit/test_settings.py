@@ -56,8 +56,19 @@ def test_every_boot_gets_a_fresh_subscription_name():
         ({"TICKER_MAX_CONNECTION_AGE": "7200"}, "TICKER_MAX_CONNECTION_AGE"),
         ({"TICKER_SIM_SYMBOLS": "AAPL,../x"}, "TICKER_SIM_SYMBOLS"),
         ({"TICKER_MAX_SYMBOLS": "1.5"}, "TICKER_MAX_SYMBOLS"),
+        ({"TICKER_TRUSTED_PROXIES": "10.0.0.0/8,everyone"}, "TICKER_TRUSTED_PROXIES"),
+        ({"TICKER_HEADER_TIMEOUT": "0"}, "TICKER_HEADER_TIMEOUT"),
     ],
 )
 def test_bad_values_name_the_variable(env, name):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env(env)
+
+
+def test_forwarded_headers_are_trusted_from_private_networks_unless_configured():
+    default = Settings.from_env({})
+    assert [str(n) for n in default.trusted_proxies][:3] == ["127.0.0.0/8", "::1/128", "10.0.0.0/8"]
+    assert not any(n.is_global for n in default.trusted_proxies)  # never a public address
+    chosen = Settings.from_env({"TICKER_TRUSTED_PROXIES": "172.17.0.1, 10.8.0.0/16"})
+    assert [str(n) for n in chosen.trusted_proxies] == ["172.17.0.1/32", "10.8.0.0/16"]
+    assert Settings.from_env({"TICKER_HEADER_TIMEOUT": "2.5"}).header_timeout == 2.5

@@ -3,11 +3,14 @@
 Rules: pure (no Quart, no I/O). Origins compare exactly after normalisation (lower-case scheme and
 host, default ports dropped): no wildcard, substring or suffix matching, and `null` or anything
 that is not `http(s)://host[:port]` never matches. X-Forwarded-For is read only when the operator
-says how many proxies append to it; otherwise a client could pick its own address.
+says how many proxies append to it *and* the socket peer is one of the trusted proxies: a client
+that reaches the server directly could otherwise pick its own address (and with it slip past the
+per-address caps and the login throttle, or lock another address out).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -17,6 +20,7 @@ from ticker.core.errors import ConfigError
 _ORIGIN = re.compile(r"(https?)://([a-z0-9.\-]+|\[[0-9a-f:.]+\])(?::(\d{1,5}))?")
 _DEFAULT_PORT = {"http": 80, "https": 443}
 Origin = tuple[str, str, int]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_origin(raw: str) -> Origin | None:
@@ -60,9 +64,32 @@ def origin_allowed(origin: str | None, allowed: frozenset[Origin], serving: Orig
     return parsed in allowed if allowed else parsed == serving
 
 
-def client_address(peer: str, forwarded_for: str | None, proxy_hops: int) -> str:
-    """The client's address: the peer, or the entry `proxy_hops` from the right of X-F-F."""
-    if proxy_hops <= 0 or not forwarded_for:
+def parse_networks(entries: Iterable[str], variable: str) -> tuple[Network, ...]:
+    """Parse `a.b.c.d/n` (or a bare address) entries; raise `ConfigError` naming `variable`."""
+    out = []
+    for entry in entries:
+        try:
+            out.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(f"{variable}: {entry!r} is not an IP network (a.b.c.d/n)") from None
+    return tuple(out)
+
+
+def trusted_peer(peer: str, trusted: tuple[Network, ...]) -> bool:
+    """Whether the socket peer is one of the proxies whose forwarded headers we believe."""
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in network for network in trusted)
+
+
+def client_address(
+    peer: str, forwarded_for: str | None, proxy_hops: int, trusted: tuple[Network, ...]
+) -> str:
+    """The client's address: the peer, or (from a trusted proxy) the entry `proxy_hops` from the
+    right of X-Forwarded-For."""
+    if proxy_hops <= 0 or not forwarded_for or not trusted_peer(peer, trusted):
         return peer
     hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
     if len(hops) < proxy_hops:

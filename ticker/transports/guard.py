@@ -23,6 +23,7 @@ from ticker.core.admission import (
     origin_allowed,
     parse_allowlist,
     serving_origin,
+    trusted_peer,
 )
 from ticker.core.codec import error_frame
 from ticker.settings import Settings
@@ -48,6 +49,7 @@ class Guard:
         self.allowed: frozenset[Origin] = parse_allowlist(settings.allowed_origins)
         self.slots = AddressSlots(settings.max_connections_per_address)
         self.proxy_hops = settings.proxy_hops
+        self.trusted = settings.trusted_proxies
 
     def admit(
         self, conn: BaseRequestWebsocket, transport: str, *, origin_required: bool
@@ -55,12 +57,15 @@ class Guard:
         """Grant a slot, or return the 403/429 response to send instead (and log why)."""
         headers = conn.headers
         origin = headers.get("Origin")
+        peer = conn.remote_addr or "?"
         address = client_address(
-            conn.remote_addr or "?", headers.get("X-Forwarded-For"), self.proxy_hops
+            peer, headers.get("X-Forwarded-For"), self.proxy_hops, self.trusted
         )
         scheme = conn.scheme
-        if self.proxy_hops and headers.get("X-Forwarded-Proto") in ("http", "https"):
-            scheme = headers["X-Forwarded-Proto"]
+        forwarded_proto = headers.get("X-Forwarded-Proto")
+        from_proxy = self.proxy_hops > 0 and trusted_peer(peer, self.trusted)
+        if from_proxy and forwarded_proto in ("http", "https"):
+            scheme = forwarded_proto  # a trusted proxy's word
         serving = serving_origin(scheme, headers.get("Host", ""))
         if origin is None and not origin_required:
             pass  # same-origin GETs and non-browser clients send no Origin

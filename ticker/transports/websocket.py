@@ -8,8 +8,12 @@ Rules:
 - Bad input never closes the connection: it gets an error frame. Only these close it: a frame over
   `max_frame_bytes` (1009), persistent flooding (1008), silence for 2 x heartbeat + 5 s (1001),
   rotation at max age and drain (`reconnect` frame first).
-- The peer must send something at least every heartbeat interval; `{"op":"ping"}` (answered by
-  `pong`) is the cheapest. The server sends `{"type":"heartbeat","ts":...}` every interval.
+- Every heartbeat interval the server sends `{"type":"heartbeat","ts":...}` (the page's proof that
+  the server lives) and a WebSocket protocol ping, which every client library answers with a pong
+  by itself. A peer from which nothing arrives (no frame, no pong) for 2 x heartbeat + 5 s is dead
+  and closed 1001: a contract client never has to send app frames. `{"op":"ping"}` (answered by
+  `pong`) stays the page's cheap app-level check. Pongs are seen through `protocol_guard`; on a
+  stack without it only app frames count, as before.
 - Logs name peer, origin, session and reason; never a frame's content.
 """
 
@@ -29,7 +33,7 @@ from ticker.core.errors import ClientError
 from ticker.core.ratelimit import RateDecision, TokenBucket
 from ticker.runtime import Runtime
 from ticker.session import Session
-from ticker.transports import deflate, runtime_of, schedule_rotation, wsfast
+from ticker.transports import deflate, protocol_guard, runtime_of, schedule_rotation, wsfast
 from ticker.transports.guard import app_of, guard_of, setup_guard, shown
 
 bp = Blueprint("websocket", __name__)
@@ -48,6 +52,7 @@ def _setup(state: BlueprintSetupState) -> None:
     setup_guard(state)
     settings = runtime_of(app_of(state)).settings
     deflate.install(settings.max_frame_bytes, enabled=settings.ws_deflate)
+    protocol_guard.install(settings.max_frame_bytes, settings.header_timeout)
 
 
 class _Peer:
@@ -108,37 +113,46 @@ async def _serve(runtime: Runtime, session: Session, peer: _Peer) -> None:
     rotate = schedule_rotation(settings, session)
     reader = asyncio.create_task(_read(runtime, session, peer), name=f"ws-read-{session.id}")
     writer = asyncio.create_task(_write(runtime, session, peer), name=f"ws-write-{session.id}")
+    stream = protocol_guard.probe(wsfast.current_stream())  # sees protocol pongs, sends pings
+    pinger: asyncio.Task[None] | None = None
     beat = settings.heartbeat_interval
     silence = 2 * beat + SILENCE_GRACE
     next_beat = loop.time() + beat
+
+    def quiet_for() -> float:
+        """Seconds since the peer last sent anything (a frame, or a pong when we can see them)."""
+        quiet = loop.time() - peer.last_heard
+        return quiet if stream is None else min(quiet, time.monotonic() - stream.last_heard)
+
     try:
         while True:
-            wake = min(next_beat, peer.last_heard + silence)
+            wake = min(next_beat - loop.time(), silence - quiet_for())
             done, _ = await asyncio.wait(
-                {reader, writer},
-                timeout=max(0.0, wake - loop.time()),
-                return_when=asyncio.FIRST_COMPLETED,
+                {reader, writer}, timeout=max(0.0, wake), return_when=asyncio.FIRST_COMPLETED
             )
             if done:
                 for task in done:
                     if not peer.closing:
                         task.result()  # surface unexpected errors in the log
                 return
-            now = loop.time()
-            if now - peer.last_heard >= silence:
+            if quiet_for() >= silence:
                 peer.close_reason = "heartbeat timeout"
                 await _close(peer, CLOSE_GOING_AWAY, "no heartbeat")
                 return
+            now = loop.time()
             if now >= next_beat:
                 beat_frame = {"ts": time.time_ns() // 1_000_000, "interval": beat}
                 session.push_control(frame("heartbeat", beat_frame))
+                if stream is not None and (pinger is None or pinger.done()):
+                    pinger = asyncio.create_task(stream.ping(), name=f"ws-ping-{session.id}")
                 next_beat = now + beat
     finally:
         session.direct = None  # nothing more straight onto the socket
         rotate.cancel()
-        for task in (reader, writer):
+        tasks = [reader, writer] if pinger is None else [reader, writer, pinger]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(reader, writer, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _linger() -> None:

@@ -51,6 +51,13 @@ def _asgi_send() -> tuple[Any, AsgiSend | None]:
     return ws, None
 
 
+def current_stream() -> WSStream | None:
+    """Hypercorn's stream of the current WebSocket, or None on another stack."""
+    _, asgi_send = _asgi_send()
+    stream = getattr(asgi_send, "__self__", None)  # the bound WSStream.app_send
+    return stream if isinstance(stream, WSStream) else None
+
+
 def text_sender() -> Callable[[str], Awaitable[None]]:
     """The cheapest correct way to send a text frame to the current WebSocket."""
     ws, asgi_send = _asgi_send()
@@ -108,9 +115,8 @@ class SocketWriter:
         """The current WebSocket's socket writer, or None when the stack is not the expected one."""
         if deflate:
             return None
-        _, asgi_send = _asgi_send()
-        stream = getattr(asgi_send, "__self__", None)
-        if not isinstance(stream, WSStream):
+        stream = current_stream()
+        if stream is None:
             return None
         try:  # WSStream.send is H11Protocol.stream_send, whose .send is TCPServer.protocol_send
             transport = stream.send.__self__.send.__self__.writer.transport  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ from ticker.core.admission import (
     client_address,
     origin_allowed,
     parse_allowlist,
+    parse_networks,
     parse_origin,
     serving_origin,
 )
@@ -73,15 +74,37 @@ def test_parse_origin_drops_default_ports():
     assert parse_origin("https://[::1]:8443") == ("https", "[::1]", 8443)
 
 
+PROXIES = parse_networks(["169.254.0.0/16", "10.0.0.0/8", "fd00::/8"], "TICKER_TRUSTED_PROXIES")
+
+
 def test_forwarded_for_is_ignored_unless_configured():
-    assert client_address("10.0.0.1", "6.6.6.6", 0) == "10.0.0.1"
-    assert client_address("10.0.0.1", None, 2) == "10.0.0.1"
+    assert client_address("10.0.0.1", "6.6.6.6", 0, PROXIES) == "10.0.0.1"
+    assert client_address("10.0.0.1", None, 2, PROXIES) == "10.0.0.1"
 
 
 def test_forwarded_for_takes_the_entry_the_trusted_proxy_added():
     # the client spoofs a first entry; App Engine's front end appends "<client>, <lb>"
-    assert client_address("169.254.1.1", "1.1.1.1, 203.0.113.9, 130.211.0.1", 2) == "203.0.113.9"
-    assert client_address("169.254.1.1", "203.0.113.9", 2) == "169.254.1.1"
+    forwarded = "1.1.1.1, 203.0.113.9, 130.211.0.1"
+    assert client_address("169.254.1.1", forwarded, 2, PROXIES) == "203.0.113.9"
+    assert client_address("169.254.1.1", "203.0.113.9", 2, PROXIES) == "169.254.1.1"
+    assert client_address("fd00::7", forwarded, 2, PROXIES) == "203.0.113.9"
+
+
+def test_forwarded_for_from_a_peer_outside_the_trusted_proxies_is_ignored():
+    # a client that reaches the server directly cannot choose its own address
+    assert client_address("198.51.100.4", "6.6.6.6, 7.7.7.7", 2, PROXIES) == "198.51.100.4"
+    assert client_address("127.0.0.1", "6.6.6.6, 7.7.7.7", 2, PROXIES) == "127.0.0.1"
+    assert client_address("?", "6.6.6.6, 7.7.7.7", 2, PROXIES) == "?"
+    assert client_address("10.0.0.1", "6.6.6.6, 7.7.7.7", 2, ()) == "10.0.0.1"
+
+
+def test_trusted_proxy_networks_parse_or_name_the_variable():
+    assert [str(n) for n in parse_networks(["10.1.2.3/8", " 127.0.0.1 "], "V")] == [
+        "10.0.0.0/8",
+        "127.0.0.1/32",
+    ]
+    with pytest.raises(ConfigError, match="TICKER_TRUSTED_PROXIES: 'nope'"):
+        parse_networks(["nope"], "TICKER_TRUSTED_PROXIES")
 
 
 def test_address_slots_cap_and_release():

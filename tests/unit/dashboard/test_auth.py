@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.auth import AdminAuth, LoginThrottle, Verdict, origin_allowed
+from dashboard.auth import AdminAuth, LoginThrottle, RevokedSessions, Verdict, origin_allowed
 from tests.conftest import FakeClock as Clock
 
 TOKEN = "s3cret-token"
@@ -33,15 +33,47 @@ def test_cookie_round_trip_and_expiry(auth: AdminAuth, clock: Clock) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["", "garbage", "123", "abc.def", "99999999999999.x", "1700003600.forged"]
+    "value",
+    [
+        "",
+        "garbage",
+        "123",
+        "abc.def",
+        "99999999999999.x",
+        "1700003600.forged",
+        "1700003600.sid.forged",
+        "1700003600..sig",
+        "1.2.3.4",
+    ],
 )
 def test_forged_cookies_fail(auth: AdminAuth, value: str) -> None:
     assert auth.cookie_expiry(value) is None
 
 
-def test_tampered_expiry_fails(auth: AdminAuth) -> None:
-    expiry, signature = auth.issue_cookie().split(".", 1)
-    assert auth.cookie_expiry(f"{int(expiry) + 1000}.{signature}") is None
+def test_tampered_expiry_or_session_id_fails(auth: AdminAuth) -> None:
+    expiry, session_id, signature = auth.issue_cookie().split(".")
+    assert auth.cookie_expiry(f"{int(expiry) + 1000}.{session_id}.{signature}") is None
+    assert auth.cookie_expiry(f"{expiry}.{session_id}x.{signature}") is None
+
+
+def test_logout_revokes_that_cookie_only(auth: AdminAuth, clock: Clock) -> None:
+    cookie, other = auth.issue_cookie(), auth.issue_cookie()
+    assert auth.revoke(cookie)
+    assert auth.cookie_expiry(cookie) is None
+    assert auth.check(None, cookie, "a") is Verdict.INVALID
+    assert auth.check(None, other, "a") is Verdict.OK  # another login stays valid
+    assert not auth.revoke("forged.cookie.value")
+    clock.now += 3600  # the revoked entry leaves with the cookie's expiry
+    assert len(auth.revoked) == 0
+
+
+def test_revoked_sessions_are_bounded(clock: Clock) -> None:
+    revoked = RevokedSessions(clock, limit=2)
+    for sid in ("a", "b", "c"):
+        revoked.revoke(sid, clock.now + 10)
+    assert "a" not in revoked
+    assert "c" in revoked
+    assert len(revoked) == 2
 
 
 def test_cookie_from_another_token_fails(auth: AdminAuth, clock: Clock) -> None:
@@ -56,11 +88,22 @@ def test_bearer_wins_over_cookie(auth: AdminAuth) -> None:
 def test_failures_throttle_per_address(auth: AdminAuth, clock: Clock) -> None:
     for _ in range(5):
         assert auth.login("wrong", "10.0.0.1") is Verdict.INVALID
-    assert auth.login(TOKEN, "10.0.0.1") is Verdict.THROTTLED  # even the right token waits
-    assert auth.check(f"Bearer {TOKEN}", None, "10.0.0.1") is Verdict.THROTTLED
-    assert auth.login(TOKEN, "10.0.0.2") is Verdict.OK  # other addresses are unaffected
+    assert auth.login("wrong", "10.0.0.1") is Verdict.THROTTLED
+    assert auth.check("Bearer wrong", None, "10.0.0.1") is Verdict.THROTTLED
+    assert auth.check(None, "forged.cookie.x", "10.0.0.1") is Verdict.THROTTLED
+    assert auth.login("wrong", "10.0.0.2") is Verdict.INVALID  # other addresses are unaffected
     assert auth.throttle.retry_after("10.0.0.1") == pytest.approx(60)
     clock.now += 60.01
+    assert auth.login("wrong", "10.0.0.1") is Verdict.INVALID
+
+
+def test_a_right_credential_passes_from_a_throttled_address(auth: AdminAuth) -> None:
+    # an attacker sharing the operator's address (NAT, proxy) must not lock the operator out
+    for _ in range(10):
+        auth.login("wrong", "10.0.0.1")
+    assert auth.throttle.retry_after("10.0.0.1") > 0
+    assert auth.check(f"Bearer {TOKEN}", None, "10.0.0.1") is Verdict.OK
+    assert auth.check(None, auth.issue_cookie(), "10.0.0.1") is Verdict.OK
     assert auth.login(TOKEN, "10.0.0.1") is Verdict.OK
 
 
