@@ -238,14 +238,32 @@ async def test_s7_subscription_abuse_is_refused_without_echo(start_server):
     assert await close_code(ws) == 1009
 
 
+def _ws_count(base: str) -> int:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    for line in text.splitlines():
+        if line.startswith('ticker_connections{transport="websocket"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
 async def test_s8_a_silent_peer_is_closed_and_uncounted(start_server):
     server = start_server(TICKER_HEARTBEAT_INTERVAL="0.5")
     ws = await connect(server.url)
     assert (await frame_of(ws, "heartbeat"))["type"] == "heartbeat"
+    assert await asyncio.to_thread(_ws_count, server.url) == 1
+    # silent: it reads nothing more, so it answers neither heartbeats nor protocol pings
+    ws.transport.pause_reading()
     loop = asyncio.get_running_loop()
     opened = loop.time()
+    while True:
+        if await asyncio.to_thread(_ws_count, server.url) == 0:
+            break
+        assert loop.time() - opened <= 2 * 0.5 + 5 + 1.5, "the silent peer is still counted"
+        await asyncio.sleep(0.1)
+    assert loop.time() - opened >= 2 * 0.5 + 5 - 1
+    ws.transport.resume_reading()
     assert await close_code(ws, wait=15) == 1001
-    assert loop.time() - opened <= 2 * 0.5 + 5 + 1
     live = await connect(server.url)  # a peer that answers heartbeats stays
     for _ in range(3):
         await frame_of(live, "heartbeat")

@@ -109,11 +109,14 @@ async def test_failed_logins_are_throttled_per_address(apps) -> None:
     client = (await apps()).test_client()
     for _ in range(5):
         assert (await client.post("/admin/login", form={"token": "x"})).status_code == 401
-    throttled = await client.post("/admin/login", form={"token": TOKEN})
+    throttled = await client.post("/admin/login", form={"token": "y"})
     assert throttled.status_code == 429
-    api = await client.get("/admin/api/stats", headers=AUTH)
+    api = await client.get("/admin/api/stats", headers={"Authorization": "Bearer nope"})
     assert api.status_code == 429
     assert int(api.headers["Retry-After"]) > 0
+    # the right token still passes from the throttled address (no lock-out of the operator)
+    assert (await client.get("/admin/api/stats", headers=AUTH)).status_code == 200
+    assert (await client.post("/admin/login", form={"token": TOKEN})).status_code == 303
 
 
 async def test_login_from_a_foreign_origin_is_refused(apps) -> None:
@@ -269,13 +272,26 @@ async def test_metrics_are_prometheus_text_and_per_app(apps) -> None:
 
 async def test_throttle_uses_the_forwarded_client_behind_a_proxy(apps) -> None:
     client = (await apps(TICKER_PROXY_HOPS="1")).test_client()
+    proxy = {"client": ("10.1.2.3", 40000)}  # the front end's proxy, in a trusted network
     attacker = {"X-Forwarded-For": "203.0.113.9"}
     for _ in range(5):
-        await client.post("/admin/login", form={"token": "x"}, headers=attacker)
+        await client.post("/admin/login", form={"token": "x"}, headers=attacker, scope_base=proxy)
     assert (
-        await client.post("/admin/login", form={"token": TOKEN}, headers=attacker)
+        await client.post("/admin/login", form={"token": "x"}, headers=attacker, scope_base=proxy)
     ).status_code == 429
-    operator = {"X-Forwarded-For": "198.51.100.7"}
+    operator = {"X-Forwarded-For": "198.51.100.7"}  # another client behind the same proxy
     assert (
-        await client.post("/admin/login", form={"token": TOKEN}, headers=operator)
-    ).status_code == 303
+        await client.post("/admin/login", form={"token": "x"}, headers=operator, scope_base=proxy)
+    ).status_code == 401
+
+
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored(apps) -> None:
+    client = (await apps(TICKER_PROXY_HOPS="1")).test_client()
+    direct = {"client": ("198.51.100.50", 40000)}  # reached us directly, not via the proxy
+    for i in range(5):
+        spoofed = {"X-Forwarded-For": f"203.0.113.{i}"}
+        await client.post("/admin/login", form={"token": "x"}, headers=spoofed, scope_base=direct)
+    fresh = {"X-Forwarded-For": "203.0.113.99"}
+    assert (
+        await client.post("/admin/login", form={"token": "x"}, headers=fresh, scope_base=direct)
+    ).status_code == 429  # one address whatever the header says

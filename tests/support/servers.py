@@ -99,6 +99,14 @@ class ServerFactory:
         self._servers: list[Server] = []
 
     def __call__(self, **env: str | None) -> Server:
+        """Plain `hypercorn` with its own defaults (no `ticker.hypercorn_conf`)."""
+        return self._start(["-m", "hypercorn", APP], env)
+
+    def serve(self, **env: str | None) -> Server:
+        """`python -m ticker.serve`: the production entrypoint and its Hypercorn settings."""
+        return self._start(["-m", "ticker.serve"], env)
+
+    def _start(self, args: list[str], env: dict[str, str | None]) -> Server:
         port = free_port()
         full_env = {**os.environ, **BASE_ENV}
         for name, value in env.items():
@@ -109,7 +117,7 @@ class ServerFactory:
         log_path = self._log_dir / f"server-{port}.log"
         log = log_path.open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hypercorn", APP, "--bind", f"127.0.0.1:{port}"],
+            [sys.executable, *args, "--bind", f"127.0.0.1:{port}"],
             cwd=REPO,
             env=full_env,
             stdin=subprocess.DEVNULL,
