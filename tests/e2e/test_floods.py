@@ -317,6 +317,9 @@ async def test_a_client_that_only_answers_protocol_pings_is_never_cut(start_serv
         heartbeats = 0
         while time.monotonic() - started < 9:  # 1.5 x the silence bound
             heartbeats += (await frame_of(ws, "heartbeat"))["type"] == "heartbeat"
+        print(
+            f"\npong-only client: open after {time.monotonic() - started:.1f} s, {heartbeats} beats"
+        )
         assert ws.close_code is None
         assert heartbeats >= 10
 
@@ -376,6 +379,7 @@ async def test_a_peer_that_never_answers_pings_is_closed_1001(start_server):
                     break  # a close frame
     took = time.monotonic() - started
     writer.transport.abort()
+    print(f"\nsilent raw peer: closed after {took:.2f} s")
     assert b"\x89" in data  # it was pinged (a protocol ping frame, unmasked, from the server)
     close_at = data.rindex(b"\x88")
     assert data[close_at + 2 : close_at + 4] == (1001).to_bytes(2, "big")
