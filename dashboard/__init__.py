@@ -45,6 +45,7 @@ def install(app: Quart, runtime: Runtime) -> Presence:
     presence = Presence(control_broker(runtime), cluster, settings.presence_interval)
     runtime.services.append(presence)
     auth = AdminAuth(settings.admin_token, time.time)
+    presence.on_revoke = auth.accept_revocation  # logouts on peers revoke here too
     bp = make_blueprint(
         cluster,
         presence,

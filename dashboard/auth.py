@@ -5,11 +5,14 @@ Rules:
 - The login cookie is `<expiry>.<session id>.<HMAC-SHA256(key, expiry|session id)>` with the key
   derived from the token, so any instance sharing the token accepts it and changing the token
   revokes every cookie. The cookie is HttpOnly, SameSite=Strict, Secure over https.
-- Logout revokes the cookie's session id on the serving instance (`RevokedSessions`, in memory,
-  bounded, each entry kept until the cookie would expire anyway): replaying the cookie there gets
-  401 and an open admin stream using it closes within a second. Scope: that instance only; there
-  is no shared store, so other instances accept it until its expiry (12 h). Rotating
-  `TICKER_ADMIN_TOKEN` revokes every cookie everywhere.
+- Logout revokes the cookie's session id (`RevokedSessions`, in memory, bounded, each entry kept
+  until the cookie would expire anyway): replaying the cookie gets 401 and an open admin stream
+  using it closes within a second. Other instances hear of it through a signed revocation notice
+  on the control topic (`revocation_notice` / `accept_revocation`: the HMAC key is the cookie
+  key, so only a holder of the token can revoke, and the notice does not contain the cookie).
+  Scope: instances running at the logout; one started later, or one that missed the message
+  (the topic is at-most-once for a restarted subscriber), accepts the cookie until its expiry.
+  Rotating `TICKER_ADMIN_TOKEN` revokes every cookie everywhere.
 - A right credential always passes, even from a throttled address: one attacker behind a shared
   address (a NAT, an office proxy) must not lock the operator out. Wrong credentials are what is
   throttled: an address that fails `max_failures` times within `window` seconds gets 429 for
@@ -26,6 +29,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -33,6 +37,7 @@ from enum import Enum
 
 COOKIE_NAME = "ticker_admin"
 COOKIE_TTL = 12 * 3600.0
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 MAX_REVOKED = 10_000  # logouts remembered per instance (each until its cookie's expiry)
 
 
@@ -165,6 +170,35 @@ class AdminAuth:
         self.revoked.revoke(parsed[1], parsed[0])
         return True
 
+    def revocation_notice(self, value: str | None) -> dict[str, object] | None:
+        """What peers need to revoke this cookie too: its session id and expiry, signed."""
+        parsed = self._parse(value)
+        if parsed is None:
+            return None
+        expiry, session_id = int(parsed[0]), parsed[1]
+        return {
+            "sid": session_id,
+            "expiry": expiry,
+            "sig": self._sign(expiry, session_id, "revoke"),
+        }
+
+    def accept_revocation(self, notice: object) -> bool:
+        """Revoke a session a peer logged out, if its notice is well-formed and well-signed."""
+        if not isinstance(notice, dict):
+            return False
+        session_id, expiry, sig = notice.get("sid"), notice.get("expiry"), notice.get("sig")
+        if not (
+            isinstance(session_id, str)
+            and _SESSION_ID.fullmatch(session_id)
+            and isinstance(expiry, int)
+            and isinstance(sig, str)
+            and hmac.compare_digest(sig.encode(), self._sign(expiry, session_id, "revoke").encode())
+        ):
+            return False
+        if expiry > self._clock():
+            self.revoked.revoke(session_id, float(expiry))
+        return True
+
     def check(self, authorization: str | None, cookie: str | None, address: str) -> Verdict:
         """Judge a request: a Bearer header wins over the cookie; wrong ones count as failures."""
         bearer = _bearer(authorization)
@@ -195,15 +229,18 @@ class AdminAuth:
         if not value or value.count(".") != 2:
             return None
         raw_expiry, session_id, signature = value.split(".")
-        if not raw_expiry.isdigit() or len(raw_expiry) > 12 or not 0 < len(session_id) <= 32:
+        well_formed = raw_expiry.isdigit() and len(raw_expiry) <= 12
+        if not well_formed or not _SESSION_ID.fullmatch(session_id):
             return None
         expiry = int(raw_expiry)
         if not hmac.compare_digest(signature.encode(), self._sign(expiry, session_id).encode()):
             return None
         return (float(expiry), session_id) if expiry > self._clock() else None
 
-    def _sign(self, expiry: int, session_id: str) -> str:
-        message = f"admin|{expiry}|{session_id}".encode()
+    def _sign(self, expiry: int, session_id: str, purpose: str = "admin") -> str:
+        """HMAC of `purpose|expiry|session id`: a revocation notice's signature (purpose
+        "revoke") is never a valid cookie signature, and session ids have no `|`."""
+        message = f"{purpose}|{expiry}|{session_id}".encode()
         digest = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 

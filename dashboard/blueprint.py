@@ -131,10 +131,13 @@ def make_blueprint(
 
     @bp.post("/admin/logout")
     async def logout() -> ResponseReturnValue:
-        """Revoke the cookie on this instance and forget it in this browser."""
+        """Revoke the cookie (here, and on every peer that hears the notice), forget it here."""
         if foreign_origin():
             abort(403)
-        auth.revoke(request.cookies.get(COOKIE_NAME))
+        cookie = request.cookies.get(COOKIE_NAME)
+        notice = auth.revocation_notice(cookie)
+        if auth.revoke(cookie) and notice is not None:
+            await presence.announce_revocation(notice)
         response = redirect("/admin/login", 303)
         response.delete_cookie(COOKIE_NAME, path="/admin", httponly=True, samesite="Strict")
         return response

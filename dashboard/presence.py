@@ -11,6 +11,8 @@ Rules:
   after `ttl` (about three missed heartbeats).
 - Messages from the control topic are untrusted input: decode errors and bad shapes are counted
   and dropped, never raised into the broker.
+- A `revoke` message (an admin logout on some instance) is handed to `on_revoke`, which checks
+  its signature itself (`AdminAuth.accept_revocation`): anyone may publish on the topic.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -55,6 +57,7 @@ class Presence:
         self._task: asyncio.Task[None] | None = None
         self._publishing: asyncio.Task[None] | None = None
         self._sampled = asyncio.Event()
+        self.on_revoke: Callable[[object], object] | None = None  # logouts heard from peers
 
     @property
     def id(self) -> str:
@@ -108,13 +111,26 @@ class Presence:
             if self.publish_errors % 10 == 1:
                 log.warning("presence heartbeat not published (#%d): %s", self.publish_errors, exc)
 
-    async def _send(self, kind: str, stats: Mapping[str, Any] | None) -> None:
+    async def _send(
+        self, kind: str, stats: Mapping[str, Any] | None, notice: object = None
+    ) -> None:
         if kind == "beat":
             self._last_beat = next(self._beats)
         message = {"v": VERSION, "kind": kind, "id": self.id, "beat": self._last_beat}
         if stats is not None:
             message["stats"] = stats
+        if notice is not None:
+            message["notice"] = notice
         await self.broker.publish(orjson.dumps(message), {"kind": kind}, "")
+
+    async def announce_revocation(self, notice: Mapping[str, Any]) -> bool:
+        """Tell every peer that a login cookie was revoked here; False when it could not."""
+        try:
+            await asyncio.wait_for(self._send("revoke", None, notice), LEAVE_TIMEOUT)
+        except (BrokerUnavailable, TimeoutError) as exc:
+            log.warning("revocation not published: %s", exc)
+            return False
+        return True
 
     # --- inbound ----------------------------------------------------------------------------
 
@@ -132,6 +148,10 @@ class Presence:
         if not isinstance(peer, str) or not isinstance(beat, int) or peer == self.id:
             if peer != self.id:
                 self._bad("no id or beat")
+            return
+        if kind == "revoke":
+            if self.on_revoke is not None:
+                self.on_revoke(message.get("notice"))
             return
         if kind == "leave":
             self.registry.left(peer, beat)

@@ -119,6 +119,24 @@ async def test_failed_logins_are_throttled_per_address(apps) -> None:
     assert (await client.post("/admin/login", form={"token": TOKEN})).status_code == 303
 
 
+async def test_logout_revokes_the_cookie_here_and_on_every_peer(apps) -> None:
+    bus = MemoryBus()
+    here, peer = await apps(bus), await apps(bus)
+    login = await here.test_client().post("/admin/login", form={"token": TOKEN})
+    cookie = {"Cookie": login.headers["Set-Cookie"].split(";", 1)[0]}
+    for app in (here, peer):
+        assert (await app.test_client().get("/admin/api/stats", headers=cookie)).status_code == 200
+    # a client that kept the cookie (the browser forgets it; an attacker who copied it does not)
+    assert (await here.test_client().post("/admin/logout", headers=cookie)).status_code == 303
+    assert (await here.test_client().get("/admin/api/stats", headers=cookie)).status_code == 401
+
+    async def refused_on_peer() -> bool:
+        response = await peer.test_client().get("/admin/api/stats", headers=cookie)
+        return response.status_code == 401
+
+    await eventually(refused_on_peer, within=2.0)
+
+
 async def test_login_from_a_foreign_origin_is_refused(apps) -> None:
     client = (await apps()).test_client()
     response = await client.post(

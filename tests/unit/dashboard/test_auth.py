@@ -152,3 +152,52 @@ def test_empty_token_is_refused(clock: Clock) -> None:
 )
 def test_origin_rule(origin: str | None, ok: bool) -> None:
     assert origin_allowed(origin, "app.example.com", ("https://other.example",)) is ok
+
+
+def test_a_revocation_notice_revokes_on_a_peer_sharing_the_token(clock: Clock) -> None:
+    here, peer = AdminAuth(TOKEN, clock), AdminAuth(TOKEN, clock)
+    cookie = here.issue_cookie()
+    notice = here.revocation_notice(cookie)
+    assert notice is not None
+    assert cookie.split(".")[2] not in str(notice)  # the cookie's signature is not published
+    assert peer.check(None, cookie, "a") is Verdict.OK
+    assert peer.accept_revocation(notice)
+    assert peer.check(None, cookie, "a") is Verdict.INVALID
+    assert here.revocation_notice("forged.cookie.x") is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sig": "forged"},
+        {"sid": "other"},
+        {"sid": "a|b"},
+        {"expiry": "1"},
+        {"sig": None},
+    ],
+)
+def test_forged_or_malformed_revocation_notices_are_refused(
+    auth: AdminAuth, change: dict[str, object]
+) -> None:
+    cookie = auth.issue_cookie()
+    notice = auth.revocation_notice(cookie)
+    assert notice is not None
+    assert not auth.accept_revocation({**notice, **change})
+    assert not auth.accept_revocation([notice])
+    assert auth.cookie_expiry(cookie) is not None
+
+
+def test_a_notice_signature_is_never_a_cookie(auth: AdminAuth) -> None:
+    notice = auth.revocation_notice(auth.issue_cookie())
+    assert notice is not None
+    forged = f"{notice['expiry']}.{notice['sid']}.{notice['sig']}"
+    assert auth.cookie_expiry(forged) is None
+    smuggled = f"{notice['expiry']}.revoke|{notice['sid']}.{notice['sig']}"
+    assert auth.cookie_expiry(smuggled) is None
+
+
+def test_an_expired_notice_is_valid_but_needs_no_entry(auth: AdminAuth, clock: Clock) -> None:
+    notice = auth.revocation_notice(auth.issue_cookie())
+    clock.advance(3600)
+    assert auth.accept_revocation(notice)
+    assert len(auth.revoked) == 0
