@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from quart import Quart
 from quart.testing import WebsocketResponseError
+from quart.testing.connections import WebsocketDisconnectError
 
 from tests.conftest import timeout
 from ticker.app import create_app
@@ -263,6 +264,25 @@ async def test_stream_with_login_cookie_from_same_origin(apps) -> None:
     await client.post("/admin/login", form={"token": TOKEN})
     async with client.websocket("/admin/stream", headers=SAME_ORIGIN) as ws:
         assert json.loads(await ws.receive())["type"] == "history"
+
+
+async def _drain(ws: Any, within: float) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            await ws.receive()
+
+
+async def test_logout_closes_open_streams_that_use_the_cookie(apps) -> None:
+    bus = MemoryBus()
+    here, peer = await apps(bus), await apps(bus)
+    login = await here.test_client().post("/admin/login", form={"token": TOKEN})
+    cookie = {"Cookie": login.headers["Set-Cookie"].split(";", 1)[0], **SAME_ORIGIN}
+    async with peer.test_client().websocket("/admin/stream", headers=cookie) as ws:
+        assert json.loads(await ws.receive())["type"] == "history"
+        await here.test_client().post("/admin/logout", headers=cookie)
+        with pytest.raises(WebsocketDisconnectError) as closed:
+            await _drain(ws, timeout(5))  # the stream re-checks the cookie once a sample (1 s)
+        assert closed.value.args == (1008,)
 
 
 # --- /metrics -----------------------------------------------------------------------------
