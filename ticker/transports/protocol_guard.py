@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from ssl import SSLError
 from typing import Any, ClassVar
 
@@ -69,7 +70,7 @@ NOTE_INTERVAL = 60.0  # s between two log lines about the same kind of dropped i
 class Notes:
     """Counts events of a kind and logs them as one short line at most every `interval` s."""
 
-    def __init__(self, interval: float, clock: Any = time.monotonic) -> None:
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = interval
         self._clock = clock
         self._counts: dict[str, int] = {}
