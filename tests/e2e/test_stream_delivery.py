@@ -127,11 +127,14 @@ async def test_f4_slow_consumers_stay_bounded_and_others_are_unaffected(start_se
         TICKER_SIM_SYMBOLS=",".join(symbols),
         TICKER_SIM_RATE="3000",
         TICKER_MAX_CONNECTIONS_PER_ADDRESS=MANY,
+        TICKER_HEARTBEAT_INTERVAL="60",  # a stalled reader answers no ping: not dead this soon
     )
     baseline = group_rss_mb(server.proc.pid)
     slow = []
     for _ in range(50):  # never read: the socket and the server's writer back up
-        ws = await connect(server.url, max_queue=1, compression=None)
+        # no client keepalive either: a client that reads nothing never sees the pongs and would
+        # give up on its own after 40 s, which a loaded machine reaches before the test ends
+        ws = await connect(server.url, max_queue=1, compression=None, ping_interval=None)
         await subscribe(ws, symbols)
         slow.append(ws)
     control = Recorder()
