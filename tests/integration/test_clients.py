@@ -263,3 +263,22 @@ async def test_max_rate_1_on_a_20_per_second_burst_on_every_transport(
         assert late <= timeout(1.0) + 0.3, f"{name}: final price {late:.2f} s after the reference"
         gaps = [b - a for (a, _), (b, _) in itertools.pairwise(rec.got)]
         assert not gaps or min(gaps) >= 0.5, f"{name}: ticks {min(gaps):.2f} s apart"
+
+
+def test_the_three_line_script_of_the_readme_streams_ticks(start_server):
+    server = start_server(TICKER_SIM_SYMBOLS="AAPL,MSFT", TICKER_SIM_RATE="20")
+    script = (
+        "from ticker.client import ticks\n"
+        f"for tick in ticks(['AAPL', 'MSFT'], '{_ws(server)}'):\n"
+        "    print(tick.symbol, tick.price, tick.seq, flush=True)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        try:
+            lines = [proc.stdout.readline().split() for _ in range(6)]
+        finally:
+            proc.kill()
+    assert {symbol for symbol, _, _ in lines} == {"AAPL", "MSFT"}
+    assert all(float(price) > 0 for _, price, _ in lines)

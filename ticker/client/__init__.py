@@ -1,5 +1,11 @@
 """`ticker.client`: stream ticks from a ticker server in a script, and `python -m ticker.client`.
 
+    from ticker.client import ticks
+    for tick in ticks(["AAPL", "MSFT"], "ws://127.0.0.1:8080/ws"):
+        print(tick.symbol, tick.price)
+
+In async code:
+
     import asyncio
     from ticker.client import connect
 
@@ -17,6 +23,7 @@ heartbeats and honours `reconnect` frames; `events()` also yields `Subscribed`, 
 
 from __future__ import annotations
 
+from ticker.client.blocking import ticks
 from ticker.client.connection import Client, connect
 from ticker.client.events import (
     Backoff,
@@ -44,4 +51,5 @@ __all__ = [
     "Tick",
     "TickerClientError",
     "connect",
+    "ticks",
 ]

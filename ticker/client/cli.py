@@ -23,14 +23,13 @@ from typing import TextIO
 
 import orjson
 
-from ticker.client.connection import connect
+from ticker.client.connection import DEFAULT_URL, connect
 from ticker.client.events import Reconnecting, Resync, Subscribed, TickerClientError
 from ticker.core.client_ops import MAX_RATE, MIN_RATE
 from ticker.core.errors import InvalidTick
 from ticker.core.ticks import Tick, normalise_symbol
 
 PROG = "ticker-client"
-DEFAULT_URL = "ws://127.0.0.1:8080/ws"
 
 
 def _symbol(raw: str) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -40,6 +40,7 @@ from ticker.client.events import (
 from ticker.core.errors import InvalidTick
 from ticker.core.ticks import Tick, make_tick, normalise_symbol
 
+DEFAULT_URL = "ws://127.0.0.1:8080/ws"  # what `make dev` serves
 FATAL_CLOSE_CODES = frozenset({1003, 1008, 1009})  # our frames were refused: retrying cannot help
 TICK_FIELDS = ("symbol", "price", "seq", "ts")
 PLANNED_RECONNECT_JITTER = 0.5  # seconds, after a `reconnect` frame (the server spreads drains)
@@ -88,7 +89,7 @@ class Client:
             with contextlib.suppress(ConnectionClosed, OSError, TimeoutError):
                 await asyncio.wait_for(ws.close(), 2.0)
 
-    async def ticks(self, symbols: Iterable[str]) -> AsyncIterator[Tick]:
+    async def ticks(self, symbols: Iterable[str]) -> AsyncGenerator[Tick, None]:
         """Subscribe to `symbols` and yield their ticks for ever, across reconnects.
 
         `Resync` goes to `on_resync` (if set); other events are skipped. Use `events()` to see
@@ -98,7 +99,7 @@ class Client:
             if isinstance(event, Tick):
                 yield event
 
-    async def events(self, symbols: Iterable[str]) -> AsyncIterator[Event]:
+    async def events(self, symbols: Iterable[str]) -> AsyncGenerator[Event, None]:
         """Subscribe to `symbols` and yield ticks and events (`Subscribed`, `Resync`...)."""
         new = [normalise_symbol(s) for s in symbols]
         self.symbols += [s for s in new if s not in self.symbols]
@@ -243,7 +244,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def connect(
-    url: str,
+    url: str = DEFAULT_URL,
     *,
     max_rate: float | None = None,
     origin: str | None = None,
