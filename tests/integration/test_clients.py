@@ -260,6 +260,9 @@ async def test_max_rate_1_on_a_20_per_second_burst_on_every_transport(
         assert got[-1] == final, f"{name}: the burst's final price never came"
         assert len(got) <= math.ceil(spread) + 2, f"{name}: {len(got)} ticks in {spread:.1f} s"
         late = rec.arrival_of(final) - reference.arrival_of(final)  # type: ignore[operator]
+        print(
+            f"max_rate=1 {name}: {len(got)} of {sent} ticks in {spread:.1f} s, final +{late:.2f} s"
+        )
         assert late <= timeout(1.0) + 0.3, f"{name}: final price {late:.2f} s after the reference"
         gaps = [b - a for (a, _), (b, _) in itertools.pairwise(rec.got)]
         assert not gaps or min(gaps) >= 0.5, f"{name}: ticks {min(gaps):.2f} s apart"
