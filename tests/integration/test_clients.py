@@ -285,3 +285,23 @@ def test_the_three_line_script_of_the_readme_streams_ticks(start_server):
             proc.kill()
     assert {symbol for symbol, _, _ in lines} == {"AAPL", "MSFT"}
     assert all(float(price) > 0 for _, price, _ in lines)
+
+
+async def test_ticker_client_backs_off_while_the_server_is_gone_then_gives_up(start_server):
+    server = start_server(TICKER_SIM_SYMBOLS="AAPL", TICKER_SIM_RATE="20")
+    seen: list[Any] = []
+    client = connect(_ws(server), max_retries=2)
+
+    async def follow() -> None:
+        async with client, asyncio.timeout(timeout(30)):
+            async for event in client.events(["AAPL"]):
+                seen.append(event)
+                if isinstance(event, Tick) and len(seen) == 3:
+                    await asyncio.to_thread(server.stop)  # SIGTERM: drained, then gone
+
+    with pytest.raises(ConnectFailed) as err:
+        await follow()
+    reconnects = [e for e in seen if isinstance(e, Reconnecting)]
+    assert reconnects, seen
+    assert "connection refused" in str(err.value)
+    assert client.cursor["AAPL"] == max(e.seq for e in seen if isinstance(e, Tick))

@@ -112,8 +112,11 @@ class Client:
             try:
                 raw = await ws.recv()
             except ConnectionClosed as exc:
-                reconnecting = await self._reconnect(exc)
-                yield reconnecting
+                reconnecting = self._plan_reconnect(exc)
+                yield reconnecting  # before the wait, so a caller can say what is happening
+                await asyncio.sleep(reconnecting.delay)
+                await self._open(retrying=True)
+                await self._subscribe()
                 continue
             for event in await self._handle(ws, orjson.loads(raw)):
                 yield event
@@ -164,8 +167,8 @@ class Client:
         with contextlib.suppress(ConnectionClosed):  # a close is seen by the next recv
             await self._ws.send(orjson.dumps(op).decode())
 
-    async def _reconnect(self, closed: ConnectionClosed) -> Reconnecting:
-        """Wait out the backoff, connect and subscribe again; raise when retrying cannot help."""
+    def _plan_reconnect(self, closed: ConnectionClosed) -> Reconnecting:
+        """How long to wait before reconnecting; raise when retrying cannot help."""
         code = closed.rcvd.code if closed.rcvd else None
         reason = closed.rcvd.reason if closed.rcvd else "connection lost"
         if code in FATAL_CLOSE_CODES:
@@ -176,11 +179,7 @@ class Client:
             delay = self.backoff.rand(0.0, PLANNED_RECONNECT_JITTER)
         else:
             delay = self.backoff.next_delay()
-        event = Reconnecting(planned or f"closed ({code}): {reason}", delay, attempt)
-        await asyncio.sleep(delay)
-        await self._open(retrying=True)
-        await self._subscribe()
-        return event
+        return Reconnecting(planned or f"closed ({code}): {reason}", delay, attempt)
 
     async def _open(self, *, retrying: bool = False) -> None:
         """Connect; with `retrying`, keep trying (backoff) until it works or retries run out."""
