@@ -143,7 +143,8 @@ class Session:
 
     def has_pending(self) -> bool:
         """Whether anything waits to be sent now (a held max_rate tick once it is due)."""
-        return bool(self._control) or bool(self.outbox) or self.outbox.due()
+        outbox = self.outbox
+        return bool(self._control) or bool(outbox) or (bool(outbox.paced) and outbox.due())
 
     async def wait_pending(self) -> None:
         """Wait until something is pending; meanwhile the writer counts as idle (see `offer`).

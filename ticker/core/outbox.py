@@ -53,9 +53,10 @@ class Outbox:
         if seq <= self.last_seq.get(symbol, -1):
             return False
         self.last_seq[symbol] = seq
-        pace = self.paced.get(symbol) if self.paced else None
-        if pace is not None:
-            return self._offer_paced(pace, symbol, seq, (symbol, encoded, ts))
+        if self.paced:
+            pace = self.paced.get(symbol)
+            if pace is not None:
+                return self._offer_paced(pace, symbol, seq, (symbol, encoded, ts))
         was_empty = not self._pending
         self._pending.append((symbol, encoded, ts))
         if len(self._pending) > self.limit:
@@ -122,8 +123,6 @@ class Outbox:
 
     def due(self) -> bool:
         """Whether a held tick may go out now (the writer should `take`)."""
-        if not self.paced:
-            return False
         earliest = self.next_due()
         return earliest is not None and earliest <= self.clock()
 
