@@ -28,7 +28,7 @@ import websockets
 from tests.conftest import timeout
 from tests.integration.stack import run_publisher, start_pubsub_server
 from tests.support.servers import REPO, free_port
-from ticker.client import ConnectFailed, Reconnecting, Subscribed, Tick, connect
+from ticker.client import ConnectFailed, Reconnecting, Resync, Subscribed, Tick, connect
 
 pytestmark = pytest.mark.integration
 
@@ -93,28 +93,40 @@ async def test_a_foreign_browser_origin_is_still_403_and_require_origin_refuses_
     assert "origin_required" in str(err.value)
 
 
-async def test_ticker_client_resumes_across_rotations_without_gap_or_duplicate(start_server):
+@pytest.mark.parametrize("max_rate", [None, 4.0])
+async def test_ticker_client_resumes_across_rotations_without_gap_or_duplicate(
+    start_server, max_rate
+):
     server = start_server(
         TICKER_SIM_SYMBOLS="AAPL", TICKER_SIM_RATE="20", TICKER_MAX_CONNECTION_AGE="1"
     )
     seqs: list[int] = []
     reconnects: list[Reconnecting] = []
-    recovered: list[bool] = []
-    async with connect(_ws(server)) as client, asyncio.timeout(timeout(30)):
+    subscribed: list[Subscribed] = []
+    resyncs: list[Resync] = []
+    async with connect(_ws(server), max_rate=max_rate) as client, asyncio.timeout(timeout(30)):
         async for event in client.events(["AAPL"]):
             if isinstance(event, Tick):
                 seqs.append(event.seq)
             elif isinstance(event, Reconnecting):
                 reconnects.append(event)
             elif isinstance(event, Subscribed):
-                recovered.append(event.recovered)
-            if len(reconnects) >= 3 and len(recovered) > 3:
+                subscribed.append(event)
+            elif isinstance(event, Resync):
+                resyncs.append(event)
+            if len(reconnects) >= 3 and len(subscribed) > 3:
                 break
     assert client.connections >= 4
     assert all(r.delay <= 0.5 for r in reconnects)  # planned: a short jitter, not a backoff
-    assert recovered[0] is False
-    assert all(recovered[1:])  # every resume replayed what it missed
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert subscribed[0].recovered is False
+    assert all(s.recovered for s in subscribed[1:])  # every resume replayed what it missed
+    assert all(s.max_rate == max_rate for s in subscribed)
+    assert not resyncs  # conflation by max_rate skips seqs, and that is no loss
+    if max_rate is None:
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    else:
+        assert seqs == sorted(set(seqs))
+        assert len(seqs) < (seqs[-1] - seqs[0] + 1) / 2  # 20 ticks/s paced to about 4
 
 
 def _cli(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
