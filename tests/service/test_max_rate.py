@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import tick
 from tests.service.streams import WAIT, recv, recv_type, serving
 from tests.service.test_sse import Stream, _open
+from ticker.core.cursor import decode_cursor
 
 
 def _sub(*symbols: str, **extra: object) -> str:
@@ -87,7 +88,7 @@ async def test_ws_resubscribing_without_a_rate_lifts_it_and_resume_stays_recover
 
 
 async def test_sse_paces_and_its_cursor_covers_only_what_was_sent():
-    async with serving() as (client, runtime):
+    async with serving(TICKER_POLL_TIMEOUT="0.1") as (client, runtime):
         runtime.hub.ingest(tick(seq=1))
         conn = await _open(client, "symbols=AAPL&max_rate=10")
         stream = Stream(conn)
@@ -98,7 +99,8 @@ async def test_sse_paces_and_its_cursor_covers_only_what_was_sent():
             runtime.hub.ingest(tick(seq=seq))
         last = await stream.event("ticks")
         assert [t["seq"] for t in orjson.loads(last["data"])["ticks"]] == [19]
-        assert first["id"] != last["id"]
+        assert decode_cursor(first["id"], runtime.settings.cursor_key, 10) == {"AAPL": 1}
+        assert decode_cursor(last["id"], runtime.settings.cursor_key, 10) == {"AAPL": 19}
         await conn.disconnect()
         resp = await client.get(f"/poll?symbols=AAPL&cursor={last['id']}", headers={})
         assert resp.status_code == 200  # the event id is a cursor any fallback accepts
@@ -132,3 +134,42 @@ async def test_poll_with_a_rate_is_answered_early_on_drain():
             session.end(1012, "server draining")
         resp = await asyncio.wait_for(held, WAIT)
         assert resp.status_code == 200
+
+
+async def test_poll_with_a_rate_and_nothing_new_waits_for_the_first_tick_then_answers_it():
+    async with serving(TICKER_POLL_TIMEOUT="2") as (client, runtime):
+        runtime.hub.ingest(tick(seq=1))
+        first = await (await client.get("/poll?symbols=AAPL")).get_json()
+        url = f"/poll?symbols=AAPL&max_rate=20&cursor={first['cursor']}"
+        started = time.monotonic()
+        idle = await (await client.get(url)).get_json()  # nothing comes: one poll_timeout
+        assert idle["ticks"] == []
+        assert time.monotonic() - started < 3.5  # held once (2 s), not twice (4 s)
+        held = asyncio.create_task(client.get(url))
+        while runtime.hub.connections_by_transport()["longpoll"] == 0:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # past the 1/20 s interval: the first tick answers at once
+        runtime.hub.ingest(tick(seq=2))
+        body = await (await asyncio.wait_for(held, WAIT)).get_json()
+        assert [t["seq"] for t in body["ticks"]] == [2]
+
+
+async def test_sse_cursor_leaves_out_a_tick_still_held_for_another_symbol():
+    async with serving() as (client, runtime):
+        hub, key = runtime.hub, runtime.settings.cursor_key
+        hub.ingest(tick("AAPL", seq=1))
+        hub.ingest(tick("MSFT", seq=1))
+        conn = await _open(client, "symbols=AAPL,MSFT&max_rate=5")
+        stream = Stream(conn)
+        await stream.event("ticks")  # both snapshots
+        hub.ingest(tick("MSFT", seq=2))  # held for 0.2 s
+        event = await stream.event("ticks")
+        assert decode_cursor(event["id"], key, 10) == {"AAPL": 1, "MSFT": 2}
+        hub.ingest(tick("MSFT", seq=3))  # held again: MSFT's interval restarted
+        hub.ingest(tick("AAPL", seq=2))  # AAPL's interval is long over: goes at once
+        event = await stream.event("ticks")
+        assert [t["symbol"] for t in orjson.loads(event["data"])["ticks"]] == ["AAPL"]
+        assert decode_cursor(event["id"], key, 10) == {"AAPL": 2, "MSFT": 2}  # not 3: unsent
+        event = await stream.event("ticks")
+        assert decode_cursor(event["id"], key, 10) == {"AAPL": 2, "MSFT": 3}
+        await conn.disconnect()

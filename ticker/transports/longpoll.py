@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 import orjson
 from quart import Blueprint, Response, current_app, request
@@ -81,11 +82,12 @@ async def _answer(
     hub.attach(session)
     try:
         hub.subscribe(session, symbols, since)
+        paced = rate is not None and wait
         if rate is not None and wait:
-            await _rest(session, 1.0 / rate)
-            session.outbox.conflate_now()
-        ticks = session.take_now().ticks
-        if wait and not ticks and not session.resynced:
+            ticks = await _paced(session, 1.0 / rate, runtime.settings.poll_timeout)
+        else:
+            ticks = session.take_now().ticks
+        if wait and not paced and not ticks and not session.resynced:
             try:
                 async with asyncio.timeout(runtime.settings.poll_timeout):
                     while not ticks and not session.resynced and session.close_code is None:
@@ -106,11 +108,29 @@ async def _answer(
     return b'{"ticks":[' + ",".join(ticks).encode() + b"]," + orjson.dumps(tail)[1:]
 
 
-async def _rest(session: Session, seconds: float) -> None:
-    """Hold a max_rate poll `seconds` while ticks gather; a drain (`reconnect`) ends it early."""
+async def _paced(session: Session, interval: float, hold: float) -> list[str]:
+    """A max_rate poll's ticks: held `interval`, then (if none yet) until the first one.
+
+    Nothing is taken before the end, so the answer holds the latest tick of each symbol and
+    the cursor (the outbox's seq gate) matches exactly what is sent.
+    """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while session.close_code is None and (left := deadline - loop.time()) > 0:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(left):
-                await session.wait_wake()
+    deadline = loop.time() + interval
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(hold):
+            while session.close_code is None and not session.resynced:
+                if loop.time() >= deadline and session.outbox:
+                    break
+                left = deadline - loop.time()
+                async with _at_most(left if left > 0 else None):
+                    await session.wait_wake()  # a tick into an empty outbox, a resync, a drain
+    session.outbox.conflate_now()
+    return session.take_now().ticks
+
+
+@contextlib.asynccontextmanager
+async def _at_most(seconds: float | None) -> AsyncIterator[None]:
+    """`asyncio.timeout(seconds)` whose expiry just ends the block (None: no limit)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            yield
