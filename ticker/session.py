@@ -155,7 +155,7 @@ class Session:
         loop = asyncio.get_running_loop()
         while not self.has_pending():
             self._waiter = loop.create_future()
-            due = self.outbox.next_due()
+            due = self.outbox.next_due() if self.outbox.paced else None
             timer = None
             if due is not None:
                 timer = loop.call_later(max(0.0, due - self.outbox.clock()), self._wake)
