@@ -30,6 +30,10 @@ class HubCounters:
     malformed: int = 0
     deliveries: int = 0  # tick offers that reached an outbox
     errors_by_code: Counter[str] = field(default_factory=Counter)
+    # Admission (transports/guard.py): streams opened by (transport, client kind: browser or
+    # native) and refused by (transport, reason).
+    opened: Counter[tuple[str, str]] = field(default_factory=Counter)
+    refused: Counter[tuple[str, str]] = field(default_factory=Counter)
     # What sessions that have gone had sent, per transport (live sessions keep their own counts).
     retired_frames: Counter[str] = field(default_factory=Counter)
     retired_ticks: Counter[str] = field(default_factory=Counter)
@@ -101,12 +105,23 @@ class Hub:
         session.symbols.clear()
         session.closed = True
 
-    def subscribe(self, session: Session, symbols: Iterable[str], since: Mapping[str, int]) -> bool:
+    def subscribe(
+        self,
+        session: Session,
+        symbols: Iterable[str],
+        since: Mapping[str, int],
+        max_rate: float | None = None,
+    ) -> bool:
         """Subscribe and queue the `subscribed` reply, then each new symbol's replay or snapshot.
 
         Returns `recovered`: a `since` was given and every missed tick is still in history.
+        `max_rate` (already clamped to the ceiling) paces every symbol of this subscribe, also
+        ones already followed; None lifts a previous rate. A paced replay is its last tick only:
+        the client skips seqs legitimately (no resync) and gets the latest price at once.
         """
         symbols = list(symbols)
+        for symbol in symbols:
+            session.outbox.set_rate(symbol, max_rate)
         new = [s for s in symbols if s not in session.symbols]
         unknown = [s for s in new if s in since and not self.history.knows(s)]
         replays = {
@@ -116,7 +131,7 @@ class Hub:
         for symbol in new:
             self._subscribers.setdefault(symbol, set()).add(session)
             session.symbols.add(symbol)
-        session.push_control(subscribed_frame(symbols, recovered))
+        session.push_control(subscribed_frame(symbols, recovered, max_rate))
         lost = [s for s, replay in replays.items() if replay is None]
         if lost:
             session.resync(lost)
@@ -126,6 +141,8 @@ class Hub:
                 session.verify_resume(symbol, since[symbol])
             elif replay is not None:
                 session.outbox.last_seq[symbol] = since[symbol]
+                if max_rate is not None:
+                    replay = replay[-1:]
                 for tick, encoded in replay:
                     session.offer(symbol, tick.seq, encoded, tick.ts)
             else:

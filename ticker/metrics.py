@@ -23,7 +23,7 @@ from prometheus_client.process_collector import ProcessCollector
 from quart import Blueprint, Quart, Response, current_app
 
 from ticker.core.latency import LatencyWindow
-from ticker.hub import Hub
+from ticker.hub import Hub, HubCounters
 
 if TYPE_CHECKING:
     from ticker.runtime import Runtime
@@ -102,6 +102,7 @@ class RuntimeCollector:
         for code, count in sorted(c.errors_by_code.items()):
             errors.add_metric([code], count)
         yield errors
+        yield from self._admission(c)
         yield from self._sent(hub)
         yield self._latency(runtime.latency)
 
@@ -123,6 +124,25 @@ class RuntimeCollector:
         yield GaugeMetricFamily(
             "ticker_start_time_seconds", "Process start (epoch seconds).", value=runtime.started_at
         )
+
+    def _admission(self, c: HubCounters) -> Iterable[Metric]:
+        opened = CounterMetricFamily(
+            "ticker_connections_opened",
+            "Streams opened, by transport and client kind (browser, or native: no Origin).",
+            labels=["transport", "client"],
+        )
+        for transport in TRANSPORTS:
+            for kind in ("browser", "native"):
+                opened.add_metric([transport, kind], c.opened[(transport, kind)])
+        yield opened
+        refused = CounterMetricFamily(
+            "ticker_connections_refused",
+            "Streams refused before they opened, by transport and reason (403/429).",
+            labels=["transport", "reason"],
+        )
+        for (transport, reason), count in sorted(c.refused.items()):
+            refused.add_metric([transport, reason], count)
+        yield refused
 
     def _sent(self, hub: Hub) -> Iterable[Metric]:
         families = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -38,12 +39,19 @@ class Batch:
 class Session:
     """A client's subscriptions and pending output; transports own the socket, not this."""
 
-    def __init__(self, transport: Transport, peer: str, outbox_limit: int, control_limit: int = 32):
+    def __init__(
+        self,
+        transport: Transport,
+        peer: str,
+        outbox_limit: int,
+        control_limit: int = 32,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.id = next(_ids)
         self.transport: Transport = transport
         self.peer = peer
         self.symbols: set[str] = set()
-        self.outbox = Outbox(limit=outbox_limit)
+        self.outbox = Outbox(limit=outbox_limit, clock=clock)  # the clock paces max_rate symbols
         # A list and a future made only while waiting: an empty deque and an asyncio.Event cost
         # ~1.7 KB per connection, which 10,000 quiet clients feel.
         self._control: list[str] = []
@@ -70,7 +78,13 @@ class Session:
         if self._unverified and symbol in self._unverified:
             self._verify(symbol, seq)
         outbox, direct = self.outbox, self.direct
-        if direct is not None and self._waiter is not None and not outbox and not self._control:
+        if (
+            direct is not None
+            and self._waiter is not None
+            and not outbox
+            and not self._control
+            and (not outbox.paced or symbol not in outbox.paced)  # max_rate: through the pacing
+        ):
             if seq <= outbox.last_seq.get(symbol, -1):
                 return
             if direct(encoded, ts):
@@ -128,17 +142,37 @@ class Session:
             self.push_control(reconnect_frame(reason))
 
     def has_pending(self) -> bool:
-        """Whether anything waits to be sent."""
-        return bool(self._control) or bool(self.outbox)
+        """Whether anything waits to be sent now (a held max_rate tick once it is due)."""
+        outbox = self.outbox
+        return bool(self._control) or bool(outbox) or (bool(outbox.paced) and outbox.due())
 
     async def wait_pending(self) -> None:
-        """Wait until something is pending; meanwhile the writer counts as idle (see `offer`)."""
+        """Wait until something is pending; meanwhile the writer counts as idle (see `offer`).
+
+        With max_rate ticks held, one timer wakes the writer at the earliest due time (one
+        deadline per session, none per symbol).
+        """
+        loop = asyncio.get_running_loop()
         while not self.has_pending():
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = loop.create_future()
+            due = self.outbox.next_due() if self.outbox.paced else None
+            timer = None
+            if due is not None:
+                timer = loop.call_later(max(0.0, due - self.outbox.clock()), self._wake)
             try:
                 await self._waiter
             finally:
                 self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+
+    async def wait_wake(self) -> None:
+        """Wait for the next wake-up (a control frame, or a tick into an empty outbox)."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     async def next_batch(self) -> Batch:
         """Wait until something is pending, then take all of it."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from ticker.core.admission import Network, parse_networks
+from ticker.core.client_ops import MAX_RATE, MIN_RATE
 from ticker.core.errors import ConfigError, InvalidTick
 from ticker.core.ticks import normalise_symbol
 
@@ -110,7 +111,13 @@ class Settings:
     sse_retry_ms: int = 1000  # the `retry:` hint of /sse
     rate_per_minute: float = 100.0  # client frames per connection, sustained
     rate_burst: int = 20  # client frames allowed at once above the sustained rate
-    max_connections_per_address: int = 20
+    # Per client address (issue 9: one NAT address can be a whole trading floor): a high ceiling
+    # on open streams, and a token bucket on new ones that stops a flood of handshakes.
+    max_connections_per_address: int = 1000
+    connect_rate: float = 20.0  # new streams per second per address, sustained
+    connect_burst: int = 300  # new streams per address at once (an office reconnecting)
+    require_origin: bool = False  # 1: refuse /ws handshakes without Origin (browsers only)
+    max_rate: float = 50.0  # ceiling of a client's max_rate (ticks/s per symbol); above: clamped
     # Proxies in front of us that append to X-Forwarded-For (0: ignore the header). App Engine's
     # front end appends "<client-ip>, <lb-ip>", so the client is the 2nd entry from the right.
     proxy_hops: int = 0
@@ -169,8 +176,12 @@ class Settings:
             rate_per_minute=_bounded(env, "TICKER_RATE_PER_MINUTE", 100.0, 1.0, 1e9),
             rate_burst=_bounded(env, "TICKER_RATE_BURST", 20, 1, 1_000_000),
             max_connections_per_address=_bounded(
-                env, "TICKER_MAX_CONNECTIONS_PER_ADDRESS", 20, 1, 1_000_000
+                env, "TICKER_MAX_CONNECTIONS_PER_ADDRESS", 1000, 1, 1_000_000
             ),
+            connect_rate=_bounded(env, "TICKER_CONNECT_RATE", 20.0, 0.01, 1e6),
+            connect_burst=_bounded(env, "TICKER_CONNECT_BURST", 300, 1, 1_000_000),
+            require_origin=_bounded(env, "TICKER_REQUIRE_ORIGIN", 0, 0, 1) == 1,
+            max_rate=_bounded(env, "TICKER_MAX_RATE", 50.0, MIN_RATE, MAX_RATE),
             proxy_hops=_bounded(
                 env, "TICKER_PROXY_HOPS", 2 if env.get("GAE_INSTANCE") else 0, 0, 8
             ),

@@ -405,14 +405,22 @@ async def test_forwarded_for_from_an_untrusted_peer_does_not_bypass_the_connecti
     start_server,
 ):
     # TICKER_PROXY_HOPS=2 as on App Engine, but this peer (127.0.0.1) reaches us directly
-    server = start_server.serve(TICKER_PROXY_HOPS="2", TICKER_TRUSTED_PROXIES="10.255.0.0/16")
+    server = start_server.serve(
+        TICKER_PROXY_HOPS="2",
+        TICKER_TRUSTED_PROXIES="10.255.0.0/16",
+        TICKER_MAX_CONNECTIONS_PER_ADDRESS="20",  # a small cap, to see whether it is slipped
+    )
     statuses = await _streams_with_forwarded_for(server, 25)
     assert statuses.count(101) == 20
     assert statuses.count(429) == 5
 
 
 async def test_forwarded_for_from_a_trusted_proxy_names_the_client(start_server):
-    server = start_server.serve(TICKER_PROXY_HOPS="2", TICKER_TRUSTED_PROXIES="127.0.0.1/32")
+    server = start_server.serve(
+        TICKER_PROXY_HOPS="2",
+        TICKER_TRUSTED_PROXIES="127.0.0.1/32",
+        TICKER_MAX_CONNECTIONS_PER_ADDRESS="20",
+    )
     assert await _streams_with_forwarded_for(server, 25) == [101] * 25  # 25 clients, 1 each
 
 

@@ -167,7 +167,12 @@ def _fds(pid: int) -> int:
 
 
 async def test_f5_churn_leaves_counts_and_descriptors_at_baseline(start_server):
-    server = start_server(TICKER_SIM_RATE="50", TICKER_MAX_CONNECTIONS_PER_ADDRESS=MANY)
+    server = start_server(
+        TICKER_SIM_RATE="50",
+        TICKER_MAX_CONNECTIONS_PER_ADDRESS=MANY,
+        TICKER_CONNECT_RATE=MANY,  # churn as fast as it goes, from one address
+        TICKER_CONNECT_BURST=MANY,
+    )
     assert _stats(server.url)["connections"] == 0
     fds_before = _fds(server.proc.pid)
     loop = asyncio.get_running_loop()

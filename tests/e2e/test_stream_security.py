@@ -20,6 +20,7 @@ from websockets.frames import Frame, Opcode
 
 from tests.e2e.wsclient import (
     SOAK,
+    UNIT_S,
     Recorder,
     close_code,
     connect,
@@ -67,7 +68,6 @@ async def test_s1_foreign_origins_never_get_101_and_the_own_origin_always_does(s
     bad = [
         "https://evil.example",
         "null",
-        None,  # no Origin header at all
         f"https://127.0.0.1:{port}",  # other scheme
         f"http://127.0.0.1:{int(port) + 1}",  # other port
         f"http://127.0.0.1:{port}.evil.com",
@@ -78,6 +78,18 @@ async def test_s1_foreign_origins_never_get_101_and_the_own_origin_always_does(s
         assert await _handshake_status(server.url, origin) == 403, origin
     for _ in range(20):
         assert await _handshake_status(server.url, server.url) == 101
+    for _ in range(5):  # no Origin at all: a native app or script (browsers always send one)
+        assert await _handshake_status(server.url, None) == 101
+
+
+async def test_s1_require_origin_refuses_handshakes_without_one(start_server):
+    server = start_server(TICKER_REQUIRE_ORIGIN="1")
+    for _ in range(5):
+        assert await _handshake_status(server.url, None) == 403
+    assert await _handshake_status(server.url, "https://evil.example") == 403
+    assert await _handshake_status(server.url, server.url) == 101
+    status, body = _status(f"{server.url}/sse?symbols=AAPL&max_rate=0")  # fallbacks: unaffected
+    assert (status, body["code"]) == (400, "bad_max_rate")
 
 
 async def test_s1_an_allowlisted_origin_replaces_the_default(start_server):
@@ -121,11 +133,15 @@ def _barrage() -> list[str | bytes]:
     return [kinds[i % len(kinds)] for i in range(10_000)]
 
 
-async def _control(base: str, symbols: list[str], stop: asyncio.Event) -> Recorder:
+async def _control(
+    base: str, symbols: list[str], stop: asyncio.Event, ready: asyncio.Event | None = None
+) -> Recorder:
     """A well-behaved client that records every tick until `stop` is set."""
     rec = Recorder()
     ws = await connect(base)
     await subscribe(ws, symbols)
+    if ready is not None:
+        ready.set()
     while not stop.is_set():
         got = await frame(ws)
         if got.get("type") == "heartbeat":
@@ -201,19 +217,51 @@ async def test_s6_a_flood_is_throttled_then_closed_1008_and_others_keep_their_ti
     (await control).assert_exact()
 
 
-async def test_s6_one_address_gets_at_most_20_streams_then_429(start_server):
-    server = start_server()
-    sockets = []
-    statuses = []
-    for _ in range(50):
+async def _open_many(base: str, count: int) -> tuple[list[Any], list[tuple[int, str]]]:
+    """Open `count` WebSockets from this one address: the open ones, and (status, Retry-After)."""
+    sockets, statuses = [], []
+    for _ in range(count):
         try:
-            sockets.append(await connect(server.url))
-            statuses.append(101)
+            sockets.append(await connect(base))
+            statuses.append((101, ""))
         except websockets.InvalidStatus as exc:
-            statuses.append(exc.response.status_code)
-    assert statuses.count(101) == 20
-    assert statuses.count(429) == 30
-    status, body = _status(f"{server.url}/sse?symbols=AAPL")  # SSE shares the cap
+            statuses.append((exc.response.status_code, exc.response.headers["Retry-After"]))
+    return sockets, statuses
+
+
+async def test_s6_an_office_behind_one_address_gets_in_with_the_defaults(start_server):
+    server = start_server()
+    sockets, statuses = await _open_many(server.url, 150)  # the old cap was 20
+    assert statuses == [(101, "")] * 150
+    await subscribe(sockets[-1], ["AAPL"])
+    assert (await frame_of(sockets[-1], "subscribed"))["symbols"] == ["AAPL"]
+
+
+async def test_s6_a_handshake_flood_from_one_address_gets_429_and_others_keep_their_ticks(
+    start_server,
+):
+    server = start_server(TICKER_CONNECT_BURST="20", TICKER_CONNECT_RATE="0.01")
+    stop, ready = asyncio.Event(), asyncio.Event()
+    control = asyncio.create_task(_control(server.url, ["AAPL"], stop, ready))
+    await asyncio.wait_for(ready.wait(), UNIT_S)
+    _, statuses = await _open_many(server.url, 50)
+    assert statuses.count((101, "")) == 19  # the control client took the first token
+    assert statuses.count((429, "100")) == 31  # Retry-After: one token at 0.01/s
+    status, body = _status(f"{server.url}/sse?symbols=AAPL")  # SSE spends the same tokens
+    assert status == 429
+    assert body["code"] == "connecting_too_fast"
+    stop.set()
+    (await control).assert_exact()
+
+
+async def test_s6_the_ceiling_of_open_streams_per_address_is_429_and_slots_come_back(
+    start_server,
+):
+    server = start_server(TICKER_MAX_CONNECTIONS_PER_ADDRESS="20")
+    sockets, statuses = await _open_many(server.url, 50)
+    assert [s for s, _ in statuses].count(101) == 20
+    assert [s for s, _ in statuses].count(429) == 30
+    status, body = _status(f"{server.url}/sse?symbols=AAPL")  # SSE shares the ceiling
     assert status == 429
     assert body["code"] == "too_many_connections"
     for ws in sockets:

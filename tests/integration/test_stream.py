@@ -9,20 +9,19 @@ import asyncio
 import time
 from typing import Any
 
-import orjson
 import pytest
-import websockets
 from google.cloud import pubsub_v1
 
 from tests.conftest import timeout
 from tests.integration.stack import PROJECT, run_publisher, start_pubsub_server
 from tests.support.servers import http_status
+from ticker.client import Resync, Subscribed, Tick, connect
 
 pytestmark = pytest.mark.integration
 
 
 class Collector:
-    """One WebSocket client that records every tick per symbol."""
+    """One `ticker.client` stream that records every tick per symbol."""
 
     def __init__(self, url: str, symbols: list[str]) -> None:
         self.origin = url  # the serving host: what a browser on the page would send
@@ -30,20 +29,35 @@ class Collector:
         self.symbols = symbols
         self.seqs: dict[str, list[int]] = {s: [] for s in symbols}
         self.subscribed = asyncio.Event()
-        self.errors: list[dict[str, Any]] = []
+        self.resyncs: list[Resync] = []
+        self.changed = asyncio.Event()
 
     async def run(self, until: Any) -> None:
-        async with websockets.connect(self.url, origin=self.origin) as ws:
-            await ws.send(orjson.dumps({"op": "subscribe", "symbols": self.symbols}).decode())
-            while not until(self):
-                frame = orjson.loads(await ws.recv())
-                if frame["type"] == "subscribed":
+        """Read until `until(self)` holds; it is checked on every event and on `changed.set()`."""
+        async with connect(self.url, origin=self.origin) as client:
+            reader = asyncio.create_task(self._read(client))
+            try:
+                while not until(self):
+                    self.changed.clear()
+                    await self.changed.wait()
+                    if reader.done():
+                        reader.result()  # a failed stream fails the test
+            finally:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+
+    async def _read(self, client: Any) -> None:
+        try:
+            async for event in client.events(self.symbols):
+                if isinstance(event, Subscribed):
                     self.subscribed.set()
-                elif frame["type"] == "ticks":
-                    for tick in frame["ticks"]:
-                        self.seqs[tick["symbol"]].append(tick["seq"])
-                elif frame["type"] == "error":
-                    self.errors.append(frame)
+                elif isinstance(event, Tick):
+                    self.seqs[event.symbol].append(event.seq)
+                elif isinstance(event, Resync):
+                    self.resyncs.append(event)
+                self.changed.set()
+        finally:
+            self.changed.set()
 
     def total(self) -> int:
         return sum(len(s) for s in self.seqs.values())
@@ -77,13 +91,15 @@ async def test_publisher_ticks_reach_websocket_clients_of_two_instances_in_order
     for client in clients:
         await asyncio.wait_for(client.subscribed.wait(), timeout(10))
     expected["n"] = await asyncio.to_thread(run_publisher, emulator, topic, "AAPL,MSFT", 40, 3)
+    for client in clients:
+        client.changed.set()  # the goal is known now: look again
     await asyncio.wait_for(asyncio.gather(*runs), timeout(20))
     for client in clients:
         assert client.total() == expected["n"]  # every tick, on both instances
         for symbol, seqs in client.seqs.items():
             assert seqs, symbol
             assert _contiguous(seqs), f"{symbol}: gaps, duplicates or reordering in {seqs}"
-        assert not client.errors
+        assert not client.resyncs
 
 
 async def test_foreign_producers_and_malformed_messages(emulator, unique_name, start_server):

@@ -94,6 +94,13 @@ async def test_a_gap_while_held_answers_with_resync():
         ("symbols=AAPL&cursor=", "bad_cursor"),
         ("symbols=AAPL&cursor=abc", "bad_cursor"),
         ("symbols=AAPL&cursor=eyJBQVBMIjotMX0.AAAAAAAAAAAAAAAA", "bad_cursor"),
+        ("symbols=AAPL&max_rate=0", "bad_max_rate"),
+        ("symbols=AAPL&max_rate=-2", "bad_max_rate"),
+        ("symbols=AAPL&max_rate=fast", "bad_max_rate"),
+        ("symbols=AAPL&max_rate=nan", "bad_max_rate"),
+        ("symbols=AAPL&max_rate=inf", "bad_max_rate"),
+        ("symbols=AAPL&max_rate=1e9", "bad_max_rate"),
+        ("symbols=AAPL&max_rate=" + "1" * 40, "bad_max_rate"),
     ],
 )
 async def test_bad_requests_get_400_with_a_json_message(query, code):

@@ -110,6 +110,8 @@ async def test_a_resume_older_than_history_sends_resync_then_the_snapshot():
         ("symbols=" + ",".join(f"S{i}" for i in range(300)), {}, "too_many_symbols"),
         ("symbols=AAPL&cursor=xx.yy", {}, "bad_cursor"),
         ("symbols=AAPL", {"Last-Event-ID": "garbage"}, "bad_cursor"),
+        ("symbols=AAPL&max_rate=0", {}, "bad_max_rate"),
+        ("symbols=AAPL&max_rate=x", {}, "bad_max_rate"),
     ],
 )
 async def test_bad_requests_get_400_with_a_json_message(query, headers, code):

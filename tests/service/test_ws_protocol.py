@@ -124,10 +124,10 @@ async def test_an_oversized_frame_closes_1009():
 
 @pytest.mark.parametrize(
     "origin",
-    [None, "null", "http://evil.example", "http://localhost.evil.example", "https://localhost"],
+    ["null", "http://evil.example", "http://localhost.evil.example", "https://localhost"],
 )
-async def test_a_foreign_or_missing_origin_is_refused_before_accept(origin):
-    headers = {} if origin is None else {"Origin": origin}
+async def test_a_foreign_origin_is_refused_before_accept(origin):
+    headers = {"Origin": origin}
     async with serving() as (client, runtime):
         async with client.websocket("/ws", headers=headers) as ws:
             with pytest.raises(WebsocketResponseError) as err:
@@ -135,6 +135,37 @@ async def test_a_foreign_or_missing_origin_is_refused_before_accept(origin):
             assert err.value.response.status_code == 403
             assert not ws.accepted
         assert runtime.hub.connections_by_transport()["websocket"] == 0
+
+
+async def test_a_native_client_without_origin_is_accepted_and_counted_as_native():
+    async with serving() as (client, runtime):
+        async with client.websocket("/ws") as ws:
+            await ws.send(_sub("AAPL"))
+            assert (await recv(ws))["type"] == "subscribed"
+        async with client.websocket("/ws", headers=HEADERS) as ws:
+            await ws.send(_sub("AAPL"))
+            assert (await recv(ws))["type"] == "subscribed"
+        opened = runtime.hub.counters.opened
+        assert opened[("websocket", "native")] == 1
+        assert opened[("websocket", "browser")] == 1
+        metrics = (await (await client.get("/metrics")).get_data()).decode()
+        assert (
+            'ticker_connections_opened_total{client="native",transport="websocket"} 1.0' in metrics
+        )
+
+
+async def test_require_origin_refuses_a_handshake_without_one():
+    async with serving(TICKER_REQUIRE_ORIGIN="1") as (client, runtime):
+        async with client.websocket("/ws") as ws:
+            with pytest.raises(WebsocketResponseError) as err:
+                await ws.receive()
+            assert err.value.response.status_code == 403
+            body = orjson.loads(await err.value.response.get_data())
+            assert body["code"] == "origin_required"
+        async with client.websocket("/ws", headers=HEADERS) as ws:  # browsers still get in
+            await ws.send(_sub("AAPL"))
+            assert (await recv(ws))["type"] == "subscribed"
+        assert runtime.hub.counters.refused[("websocket", "origin_required")] == 1
 
 
 async def test_an_allowlisted_origin_is_accepted_and_the_host_no_longer_is():
@@ -163,6 +194,22 @@ async def test_connections_per_address_are_capped_with_429():
         async with client.websocket("/ws", headers=HEADERS) as d:  # slots came back
             await d.send('{"op":"ping"}')
             await recv_type(d, "pong")
+
+
+async def test_new_streams_per_address_beyond_the_burst_get_429_with_retry_after():
+    env = {"TICKER_CONNECT_BURST": "2", "TICKER_CONNECT_RATE": "0.01"}
+    async with serving(**env) as (client, _):
+        for _ in range(2):
+            async with client.websocket("/ws") as ws:
+                await ws.send('{"op":"ping"}')
+                await recv_type(ws, "pong")
+        async with client.websocket("/ws") as ws:  # closed ones do not give tokens back
+            with pytest.raises(WebsocketResponseError) as err:
+                await ws.receive()
+            assert err.value.response.status_code == 429
+            assert err.value.response.headers["Retry-After"] == "100"
+            body = orjson.loads(await err.value.response.get_data())
+            assert body["code"] == "connecting_too_fast"
 
 
 async def test_a_flood_gets_rate_limited_errors_then_1008():

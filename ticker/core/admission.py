@@ -1,4 +1,4 @@
-"""Who may open a stream: the Origin allowlist, the client address, connections per address.
+"""Who may open a stream: the Origin allowlist, the client address, the per-address policy.
 
 Rules: pure (no Quart, no I/O). Origins compare exactly after normalisation (lower-case scheme and
 host, default ports dropped): no wildcard, substring or suffix matching, and `null` or anything
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
 
 from ticker.core.errors import ConfigError
 
@@ -97,26 +98,102 @@ def client_address(
     return hops[-proxy_hops][:64]
 
 
-class AddressSlots:
-    """Open streams per client address, capped; release exactly once per granted acquire."""
+ClientKind = Literal["browser", "native"]
+RefusalCode = Literal["too_many_connections", "connecting_too_fast"]
+SWEEP_EVERY = 1024  # acquires between two sweeps of idle addresses
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._open: Counter[str] = Counter()
 
-    def acquire(self, address: str) -> bool:
-        """Take a slot for `address`; False when it already holds `limit`."""
-        if self._open[address] >= self.limit:
-            return False
-        self._open[address] += 1
-        return True
+def classify_client(
+    origin: str | None, allowed: frozenset[Origin], serving: Origin | None, *, require: bool
+) -> ClientKind | None:
+    """`browser` (an Origin on the allowlist), `native` (no Origin), or None: refuse (403).
+
+    Why a missing Origin is accepted: browsers always send one on a WebSocket handshake and on
+    cross-origin requests, so the allowlist alone stops cross-site hijacking; a client without
+    one is not a browser and could forge any Origin anyway. `require` (TICKER_REQUIRE_ORIGIN)
+    refuses it for deployments that want only browsers.
+    """
+    if origin is None:
+        return None if require else "native"
+    return "browser" if origin_allowed(origin, allowed, serving) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a new stream from an address is refused (429), and when trying again makes sense."""
+
+    code: RefusalCode
+    retry_after: float  # seconds
+
+
+@dataclass(slots=True)
+class _Address:
+    open: int
+    tokens: float
+    last: float
+
+
+class AddressPolicy:
+    """Streams per client address: a ceiling on open ones, a token bucket on new ones.
+
+    Rules: `acquire` grants or returns a `Refusal`; every grant is paired with exactly one
+    `release`. A new stream costs a token (`charge=False` for a continuation, e.g. a long poll
+    that carries a cursor); tokens refill at `rate` per second up to `burst`. Why this shape:
+    one NAT address can be a whole office (hundreds of users, each maybe two tabs), so the
+    concurrent ceiling must be high; what hurts a server is a flood of handshakes, so the rate
+    of new streams is what is limited, with a burst that lets an office reconnect at once
+    after a drain. Idle addresses with a full bucket are forgotten (bounded memory).
+    """
+
+    def __init__(self, ceiling: int, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self.ceiling = ceiling
+        self.rate = rate
+        self.burst = float(burst)
+        self._clock = clock
+        self._addresses: dict[str, _Address] = {}
+        self._acquires = 0
+
+    def acquire(self, address: str, *, charge: bool = True) -> Refusal | None:
+        """Take a stream for `address`, or say why not (None: granted)."""
+        now = self._clock()
+        self._acquires += 1
+        if self._acquires % SWEEP_EVERY == 0:
+            self._sweep(now)
+        state = self._addresses.get(address)
+        if state is None:
+            state = self._addresses[address] = _Address(0, self.burst, now)
+        self._refill(state, now)
+        if state.open >= self.ceiling:
+            return Refusal("too_many_connections", 1.0)
+        if charge:
+            if state.tokens < 1.0:
+                return Refusal("connecting_too_fast", (1.0 - state.tokens) / self.rate)
+            state.tokens -= 1.0
+        state.open += 1
+        return None
 
     def release(self, address: str) -> None:
-        """Give a slot back."""
-        self._open[address] -= 1
-        if self._open[address] <= 0:
-            del self._open[address]
+        """Give a stream back."""
+        state = self._addresses.get(address)
+        if state is not None and state.open > 0:
+            state.open -= 1
 
     def held(self, address: str) -> int:
-        """Slots `address` holds now."""
-        return self._open.get(address, 0)
+        """Streams `address` holds now."""
+        state = self._addresses.get(address)
+        return 0 if state is None else state.open
+
+    def tracked(self) -> int:
+        """Addresses remembered now (for tests and the bound on memory)."""
+        return len(self._addresses)
+
+    def _refill(self, state: _Address, now: float) -> None:
+        elapsed = max(0.0, now - state.last)
+        state.last = now
+        state.tokens = min(self.burst, state.tokens + elapsed * self.rate)
+
+    def _sweep(self, now: float) -> None:
+        for address, state in list(self._addresses.items()):
+            self._refill(state, now)
+            if state.open == 0 and state.tokens >= self.burst:
+                del self._addresses[address]

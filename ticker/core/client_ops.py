@@ -13,13 +13,17 @@ import orjson
 from ticker.core.errors import ClientError, InvalidTick
 from ticker.core.ticks import MAX_SEQ, normalise_symbol
 
+MIN_RATE = 0.01  # ticks/s: one per 100 s; below that a client wants a snapshot, not a stream
+MAX_RATE = 1_000_000.0  # past this no value means anything: refused, not clamped
+
 
 @dataclass(frozen=True, slots=True)
 class Subscribe:
-    """`{"op": "subscribe", "symbols": [...], "since": {SYM: seq}}`."""
+    """`{"op": "subscribe", "symbols": [...], "since": {SYM: seq}, "max_rate": N}`."""
 
     symbols: tuple[str, ...]
     since: dict[str, int]
+    max_rate: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,28 @@ def _since(raw: object, symbols: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
+def max_rate_value(raw: object) -> float | None:
+    """A client's `max_rate` (ticks per second per symbol) as a float; None when not given.
+
+    Raise `ClientError("bad_max_rate")` for anything but a finite number in
+    [MIN_RATE, MAX_RATE]. The server's own ceiling is applied later (`clamp_rate`).
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ClientError("bad_max_rate", '"max_rate" must be a number of ticks per second')
+    if not MIN_RATE <= raw <= MAX_RATE:  # NaN fails both comparisons
+        raise ClientError(
+            "bad_max_rate", f'"max_rate" must be between {MIN_RATE:g} and {MAX_RATE:g} ticks/s'
+        )
+    return float(raw)
+
+
+def clamp_rate(requested: float | None, ceiling: float) -> float | None:
+    """The rate in force: the request, lowered to the server's ceiling (TICKER_MAX_RATE)."""
+    return None if requested is None else min(requested, ceiling)
+
+
 def parse_client_frame(text: str | bytes | None, max_symbols: int) -> ClientOp:
     """Decode one frame; raise `ClientError` for anything that is not a valid operation."""
     if text is None or text in ("", b""):
@@ -83,7 +109,8 @@ def parse_client_frame(text: str | bytes | None, max_symbols: int) -> ClientOp:
     op = obj.get("op")
     if op == "subscribe":
         symbols = _symbols(obj.get("symbols"), max_symbols)
-        return Subscribe(symbols, _since(obj.get("since"), symbols))
+        rate = max_rate_value(obj.get("max_rate"))
+        return Subscribe(symbols, _since(obj.get("since"), symbols), rate)
     if op == "unsubscribe":
         return Unsubscribe(_symbols(obj.get("symbols"), max_symbols))
     if op == "ping":

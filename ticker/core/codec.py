@@ -53,11 +53,13 @@ def ticks_frame(encoded: Iterable[str]) -> str:
     return '{"type":"ticks","ticks":[' + ",".join(encoded) + "]}"
 
 
-def subscribed_frame(symbols: Iterable[str], recovered: bool) -> str:
-    """The reply to every subscribe."""
-    return orjson.dumps(
-        {"type": "subscribed", "symbols": list(symbols), "recovered": recovered}
-    ).decode()
+def subscribed_frame(symbols: Iterable[str], recovered: bool, max_rate: float | None = None) -> str:
+    """The reply to every subscribe; `max_rate` only when a rate is in force (the clamped one)."""
+    reply: dict[str, object] = {"type": "subscribed", "symbols": list(symbols)}
+    reply["recovered"] = recovered
+    if max_rate is not None:
+        reply["max_rate"] = max_rate
+    return orjson.dumps(reply).decode()
 
 
 def unsubscribed_frame(symbols: Iterable[str]) -> str:

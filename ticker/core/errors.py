@@ -15,6 +15,7 @@ ClientErrorCode = Literal[
     "too_many_symbols",
     "bad_since",
     "bad_cursor",
+    "bad_max_rate",
     "rate_limited",
 ]
 

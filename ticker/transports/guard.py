@@ -1,7 +1,12 @@
-"""Admission for every stream (`/ws`, `/sse`, `/poll`): Origin allowlist, connections per address.
+"""Admission for every stream (`/ws`, `/sse`, `/poll`): Origin allowlist, per-address policy.
 
 Rules:
 - Decide before anything is accepted: a refused WebSocket gets an HTTP 403/429 instead of `101`.
+- A browser Origin must be on the exact allowlist; no Origin is a native client (app, script),
+  accepted unless `require_origin` (TICKER_REQUIRE_ORIGIN=1, WebSocket handshakes only: the
+  page's own same-origin SSE/poll GETs carry no Origin). Opened streams are counted by kind.
+- Per address: a ceiling on open streams and a token bucket on new ones (`AddressPolicy`);
+  429 answers carry `Retry-After`.
 - Every granted `admit` is paired with exactly one `release` (callers use `try/finally`).
 - Logs are structured and name the peer, the origin (truncated) and the reason; never a token,
   cookie, query string or message body.
@@ -9,6 +14,8 @@ Rules:
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -17,15 +24,17 @@ from quart.blueprints import BlueprintSetupState
 from quart.wrappers.base import BaseRequestWebsocket
 
 from ticker.core.admission import (
-    AddressSlots,
+    AddressPolicy,
+    ClientKind,
     Origin,
+    classify_client,
     client_address,
-    origin_allowed,
     parse_allowlist,
     serving_origin,
     trusted_peer,
 )
 from ticker.core.codec import error_frame
+from ticker.hub import HubCounters
 from ticker.settings import Settings
 from ticker.transports import runtime_of
 
@@ -40,21 +49,36 @@ class Admission:
 
     address: str
     origin: str | None
+    client: ClientKind
 
 
 class Guard:
-    """One per app: the parsed allowlist and the per-address connection slots."""
+    """One per app: the parsed allowlist, the per-address policy and what they decided."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, counters: HubCounters) -> None:
         self.allowed: frozenset[Origin] = parse_allowlist(settings.allowed_origins)
-        self.slots = AddressSlots(settings.max_connections_per_address)
+        self.policy = AddressPolicy(
+            settings.max_connections_per_address,
+            settings.connect_rate,
+            settings.connect_burst,
+            time.monotonic,
+        )
         self.proxy_hops = settings.proxy_hops
         self.trusted = settings.trusted_proxies
+        self.counters = counters
 
     def admit(
-        self, conn: BaseRequestWebsocket, transport: str, *, origin_required: bool
+        self,
+        conn: BaseRequestWebsocket,
+        transport: str,
+        *,
+        require_origin: bool = False,
+        charge: bool = True,
     ) -> Admission | Response:
-        """Grant a slot, or return the 403/429 response to send instead (and log why)."""
+        """Grant a stream, or return the 403/429 response to send instead (and log why).
+
+        `charge=False`: a continuation (a long poll with a cursor) spends no new-stream token.
+        """
         headers = conn.headers
         origin = headers.get("Origin")
         peer = conn.remote_addr or "?"
@@ -67,21 +91,28 @@ class Guard:
         if from_proxy and forwarded_proto in ("http", "https"):
             scheme = forwarded_proto  # a trusted proxy's word
         serving = serving_origin(scheme, headers.get("Host", ""))
-        if origin is None and not origin_required:
-            pass  # same-origin GETs and non-browser clients send no Origin
-        elif not origin_allowed(origin, self.allowed, serving):
-            return self._refuse(transport, address, origin, 403, "origin_not_allowed")
-        if not self.slots.acquire(address):
-            return self._refuse(transport, address, origin, 429, "too_many_connections")
-        return Admission(address, origin)
+        kind = classify_client(origin, self.allowed, serving, require=require_origin)
+        if kind is None:
+            code = "origin_required" if origin is None else "origin_not_allowed"
+            return self._refuse(transport, address, origin, 403, code)
+        refusal = self.policy.acquire(address, charge=charge)
+        if refusal is not None:
+            response = self._refuse(transport, address, origin, 429, refusal.code)
+            response.headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after)))
+            return response
+        if kind == "native" and (headers.get("Sec-Fetch-Site") or headers.get("Sec-Fetch-Mode")):
+            kind = "browser"  # a same-origin page GET (SSE/poll fallback): a browser, no Origin
+        self.counters.opened[(transport, kind)] += 1
+        return Admission(address, origin, kind)
 
     def release(self, admission: Admission) -> None:
-        """Give back the slot of a finished stream."""
-        self.slots.release(admission.address)
+        """Give back the stream of a finished admission."""
+        self.policy.release(admission.address)
 
     def _refuse(
         self, transport: str, address: str, origin: str | None, status: int, code: str
     ) -> Response:
+        self.counters.refused[(transport, code)] += 1
         log.warning(
             "stream_rejected",
             transport=transport,
@@ -92,7 +123,9 @@ class Guard:
         )
         message = {
             "origin_not_allowed": "this origin may not open streams here",
+            "origin_required": "this server accepts only browsers: send an Origin header",
             "too_many_connections": "too many open streams from this address",
+            "connecting_too_fast": "too many new streams from this address: retry later",
         }[code]
         return Response(error_frame(code, message), status, content_type="application/json")
 
@@ -106,7 +139,8 @@ def guard_of(app: Quart) -> Guard:
     """The app's guard, made on first use from the runtime's settings."""
     guard = app.extensions.get(_KEY)
     if guard is None:
-        guard = app.extensions[_KEY] = Guard(runtime_of(app).settings)
+        runtime = runtime_of(app)
+        guard = app.extensions[_KEY] = Guard(runtime.settings, runtime.hub.counters)
     assert isinstance(guard, Guard)
     return guard
 

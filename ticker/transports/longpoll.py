@@ -6,6 +6,12 @@ Rules:
   new ones, then answers empty with an equivalent cursor.
 - A cursor that history no longer covers (or a seq gap while waiting) adds `"resync": true`; the
   ticks are then the snapshot. Cursors are self-contained: any instance serves any cursor.
+- `&max_rate=N`: a poll with a cursor is answered no sooner than 1/N s after it arrived, with
+  the latest tick per symbol only. A client polls again only after an answer, so each symbol
+  gets at most N ticks/s, and the last tick of a burst comes at most 1/N s (plus a round trip)
+  late. Stateless like the cursor: nothing is kept between polls.
+- A new poller (no cursor) spends a new-stream token of its address; a poll with a cursor is a
+  continuation and only counts toward the address's open streams.
 - A held poll is a `longpoll` session (counted in stats); it is detached when answered, on
   client disconnect (cancellation) and on drain (answered early, empty).
 """
@@ -13,6 +19,8 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import orjson
 from quart import Blueprint, Response, current_app, request
@@ -22,7 +30,13 @@ from ticker.runtime import Runtime
 from ticker.session import Session
 from ticker.transports import runtime_of
 from ticker.transports.guard import guard_of, setup_guard
-from ticker.transports.params import bad_request, next_cursor, since_param, symbols_param
+from ticker.transports.params import (
+    bad_request,
+    max_rate_param,
+    next_cursor,
+    since_param,
+    symbols_param,
+)
 
 bp = Blueprint("longpoll", __name__)
 bp.record_once(setup_guard)
@@ -34,15 +48,17 @@ async def poll() -> Response:
     runtime = runtime_of(current_app)
     settings = runtime.settings
     guard = guard_of(current_app)
-    admission = guard.admit(request, "longpoll", origin_required=False)
+    cursor = request.args.get("cursor")
+    admission = guard.admit(request, "longpoll", charge=cursor is None)
     if isinstance(admission, Response):
         return admission
     try:
-        cursor = request.args.get("cursor")
         symbols = symbols_param(request.args.get("symbols"), settings.max_symbols_per_client)
         since = since_param(cursor, settings.cursor_key, settings.max_symbols_per_client, symbols)
+        rate = max_rate_param(request.args.get("max_rate"), settings.max_rate)
         session = Session("longpoll", admission.address, settings.outbox_limit)
-        body = await _answer(runtime, session, symbols, since, wait=cursor is not None)
+        wait = cursor is not None
+        body = await _answer(runtime, session, symbols, since, wait=wait, rate=rate)
     except ClientError as exc:
         runtime.hub.counters.errors_by_code[exc.code] += 1
         return bad_request(exc)
@@ -54,14 +70,24 @@ async def poll() -> Response:
 
 
 async def _answer(
-    runtime: Runtime, session: Session, symbols: tuple[str, ...], since: dict[str, int], wait: bool
+    runtime: Runtime,
+    session: Session,
+    symbols: tuple[str, ...],
+    since: dict[str, int],
+    *,
+    wait: bool,
+    rate: float | None,
 ) -> bytes:
     hub = runtime.hub
     hub.attach(session)
     try:
         hub.subscribe(session, symbols, since)
-        ticks = session.take_now().ticks
-        if wait and not ticks and not session.resynced:
+        paced = rate is not None and wait
+        if rate is not None and wait:
+            ticks = await _paced(session, 1.0 / rate, runtime.settings.poll_timeout)
+        else:
+            ticks = session.take_now().ticks
+        if wait and not paced and not ticks and not session.resynced:
             try:
                 async with asyncio.timeout(runtime.settings.poll_timeout):
                     while not ticks and not session.resynced and session.close_code is None:
@@ -74,5 +100,37 @@ async def _answer(
         session.ticks_sent += len(ticks)
     finally:
         hub.detach(session)
-    tail = {"cursor": cursor, "resync": True} if session.resynced else {"cursor": cursor}
+    tail: dict[str, object] = {"cursor": cursor}
+    if session.resynced:
+        tail["resync"] = True
+    if rate is not None:
+        tail["max_rate"] = rate
     return b'{"ticks":[' + ",".join(ticks).encode() + b"]," + orjson.dumps(tail)[1:]
+
+
+async def _paced(session: Session, interval: float, hold: float) -> list[str]:
+    """A max_rate poll's ticks: held `interval`, then (if none yet) until the first one.
+
+    Nothing is taken before the end, so the answer holds the latest tick of each symbol and
+    the cursor (the outbox's seq gate) matches exactly what is sent.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + interval
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(hold):
+            while session.close_code is None and not session.resynced:
+                if loop.time() >= deadline and session.outbox:
+                    break
+                left = deadline - loop.time()
+                async with _at_most(left if left > 0 else None):
+                    await session.wait_wake()  # a tick into an empty outbox, a resync, a drain
+    session.outbox.conflate_now()
+    return session.take_now().ticks
+
+
+@contextlib.asynccontextmanager
+async def _at_most(seconds: float | None) -> AsyncIterator[None]:
+    """`asyncio.timeout(seconds)` whose expiry just ends the block (None: no limit)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            yield

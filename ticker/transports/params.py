@@ -6,10 +6,12 @@ is the same `{"type": "error", ...}` object the WebSocket sends. Nothing the cli
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 from quart import Response
 
+from ticker.core.client_ops import clamp_rate, max_rate_value
 from ticker.core.codec import error_frame
 from ticker.core.cursor import decode_cursor, encode_cursor
 from ticker.core.errors import ClientError, InvalidTick
@@ -31,6 +33,19 @@ def symbols_param(raw: str | None, max_symbols: int) -> tuple[str, ...]:
         return tuple(dict.fromkeys(normalise_symbol(p) for p in parts))
     except InvalidTick as exc:
         raise ClientError("bad_symbol", str(exc)) from None
+
+
+def max_rate_param(raw: str | None, ceiling: float) -> float | None:
+    """`&max_rate=2` -> 2.0 ticks/s per symbol, lowered to the ceiling; None when absent."""
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw) if len(raw) <= 32 else math.nan
+    except ValueError:
+        value = math.nan  # reported as not a number below
+    if not math.isfinite(value):
+        raise ClientError("bad_max_rate", "max_rate must be a number of ticks per second")
+    return clamp_rate(max_rate_value(value), ceiling)
 
 
 def since_param(

@@ -9,6 +9,8 @@ Rules:
   otherwise sends `resync` + snapshot. Any instance serves any cursor.
 - A comment line goes out after each heartbeat interval without events; `retry:` sets the
   browser's reconnect delay. The response timeout is disabled for this response only.
+- `&max_rate=N` paces every symbol of the stream as `/ws` does; the `id:` cursor then covers
+  only what was sent (a held tick is not in it).
 - Max age and drain end the stream after a `reconnect` event. Cleanup runs exactly once, even if
   the body is never iterated (the client left before the first byte).
 """
@@ -29,7 +31,13 @@ from ticker.runtime import Runtime
 from ticker.session import Session
 from ticker.transports import runtime_of, schedule_rotation
 from ticker.transports.guard import Admission, Guard, guard_of, setup_guard, shown
-from ticker.transports.params import bad_request, next_cursor, since_param, symbols_param
+from ticker.transports.params import (
+    bad_request,
+    max_rate_param,
+    next_cursor,
+    since_param,
+    symbols_param,
+)
 
 bp = Blueprint("sse", __name__)
 log = structlog.get_logger("ticker.transports")
@@ -69,13 +77,14 @@ async def sse() -> Response:
     runtime = runtime_of(current_app)
     settings = runtime.settings
     guard = guard_of(current_app)
-    admission = guard.admit(request, "sse", origin_required=False)
+    admission = guard.admit(request, "sse")
     if isinstance(admission, Response):
         return admission
     cursor = request.headers.get("Last-Event-ID") or request.args.get("cursor")
     try:
         symbols = symbols_param(request.args.get("symbols"), settings.max_symbols_per_client)
         since = since_param(cursor, settings.cursor_key, settings.max_symbols_per_client, symbols)
+        rate = max_rate_param(request.args.get("max_rate"), settings.max_rate)
     except ClientError as exc:
         guard.release(admission)
         runtime.hub.counters.errors_by_code[exc.code] += 1
@@ -83,7 +92,7 @@ async def sse() -> Response:
     session = Session("sse", admission.address, settings.outbox_limit)
     stream = _Stream(runtime, guard, admission, session)
     runtime.hub.attach(session)
-    runtime.hub.subscribe(session, symbols, since)
+    runtime.hub.subscribe(session, symbols, since, rate)
     stream.rotate = schedule_rotation(settings, session)
     log.info(
         "stream_open",
@@ -120,7 +129,8 @@ async def _events(
                 continue
             parts = [f"data: {control}\n\n" for control in batch.control]
             if batch.ticks:
-                cursor = next_cursor(since, session.outbox.last_seq, symbols, settings.cursor_key)
+                sent = session.outbox.sent_seq()  # a held max_rate tick is not sent yet
+                cursor = next_cursor(since, sent, symbols, settings.cursor_key)
                 parts.append(f"id: {cursor}\ndata: {ticks_frame(batch.ticks)}\n\n")
                 session.ticks_sent += len(batch.ticks)
                 runtime.latency.record(time.time() * 1000 - batch.oldest_ts)

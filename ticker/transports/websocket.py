@@ -1,8 +1,9 @@
 """`/ws`: the contract's WebSocket protocol over a `Session`, hardened against hostile peers.
 
 Rules:
-- Admission (Origin allowlist, connections per address) is decided before `accept()`: a refused
-  handshake gets HTTP 403/429, never `101`. A WebSocket without an Origin header is refused.
+- Admission (Origin allowlist, per-address policy) is decided before `accept()`: a refused
+  handshake gets HTTP 403/429, never `101`. A browser Origin must be on the allowlist; a
+  handshake without one (a native client) is accepted unless TICKER_REQUIRE_ORIGIN=1.
 - One reader and one writer task per connection, no task per message; the handler itself is the
   heartbeat/watchdog loop. Cleanup is in `finally`; CancelledError propagates.
 - Bad input never closes the connection: it gets an error frame. Only these close it: a frame over
@@ -27,7 +28,7 @@ import structlog
 from quart import Blueprint, Response, current_app, websocket
 from quart.blueprints import BlueprintSetupState
 
-from ticker.core.client_ops import Ping, Subscribe, Unsubscribe, parse_client_frame
+from ticker.core.client_ops import Ping, Subscribe, Unsubscribe, clamp_rate, parse_client_frame
 from ticker.core.codec import error_frame, frame
 from ticker.core.errors import ClientError
 from ticker.core.ratelimit import RateDecision, TokenBucket
@@ -71,7 +72,7 @@ async def ws() -> Response | None:
     """Serve one WebSocket client until it leaves, misbehaves, or the server rotates/drains it."""
     runtime = runtime_of(current_app)
     guard = guard_of(current_app)
-    admission = guard.admit(websocket, "websocket", origin_required=True)
+    admission = guard.admit(websocket, "websocket", require_origin=runtime.settings.require_origin)
     if isinstance(admission, Response):
         return admission  # sent as the HTTP answer to the handshake: no 101
     settings = runtime.settings
@@ -210,7 +211,8 @@ def _apply(runtime: Runtime, session: Session, op: Subscribe | Unsubscribe | Pin
         limit = runtime.settings.max_symbols_per_client
         if len(session.symbols | set(op.symbols)) > limit:
             raise ClientError("too_many_symbols", f"at most {limit} symbols per connection")
-        runtime.hub.subscribe(session, op.symbols, op.since)
+        rate = clamp_rate(op.max_rate, runtime.settings.max_rate)
+        runtime.hub.subscribe(session, op.symbols, op.since, rate)
     elif isinstance(op, Unsubscribe):
         runtime.hub.unsubscribe(session, op.symbols)
     else:

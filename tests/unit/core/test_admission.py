@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 
 from ticker.core.admission import (
-    AddressSlots,
+    SWEEP_EVERY,
+    AddressPolicy,
+    classify_client,
     client_address,
     origin_allowed,
     parse_allowlist,
@@ -107,15 +109,69 @@ def test_trusted_proxy_networks_parse_or_name_the_variable():
         parse_networks(["nope"], "TICKER_TRUSTED_PROXIES")
 
 
-def test_address_slots_cap_and_release():
-    slots = AddressSlots(limit=2)
-    assert slots.acquire("a")
-    assert slots.acquire("a")
-    assert not slots.acquire("a")
-    assert slots.acquire("b")
-    slots.release("a")
-    assert slots.held("a") == 1
-    assert slots.acquire("a")
-    slots.release("a")
-    slots.release("a")
-    assert slots.held("a") == 0
+def test_no_origin_is_a_native_client_unless_origins_are_required():
+    assert classify_client(None, frozenset(), SERVING, require=False) == "native"
+    assert classify_client(None, frozenset(), SERVING, require=True) is None
+    own = "http://app.example.com:8080"
+    assert classify_client(own, frozenset(), SERVING, require=True) == "browser"
+    assert classify_client("https://evil.example", frozenset(), SERVING, require=False) is None
+    assert classify_client("null", frozenset(), SERVING, require=False) is None
+
+
+def test_the_ceiling_caps_open_streams_per_address_and_release_gives_them_back(clock):
+    policy = AddressPolicy(ceiling=2, rate=1.0, burst=100, clock=clock)
+    assert policy.acquire("a") is None
+    assert policy.acquire("a") is None
+    refused = policy.acquire("a")
+    assert refused is not None
+    assert refused.code == "too_many_connections"
+    assert policy.acquire("b") is None
+    policy.release("a")
+    assert policy.held("a") == 1
+    assert policy.acquire("a") is None
+    for _ in range(3):
+        policy.release("a")  # an extra release never goes below zero
+    assert policy.held("a") == 0
+    policy.release("never-seen")
+    assert policy.held("never-seen") == 0
+
+
+def test_new_streams_spend_a_token_and_refill_at_the_rate(clock):
+    policy = AddressPolicy(ceiling=1000, rate=2.0, burst=3, clock=clock)
+    assert [policy.acquire("office") for _ in range(3)] == [None, None, None]
+    refused = policy.acquire("office")
+    assert refused is not None
+    assert refused.code == "connecting_too_fast"
+    assert refused.retry_after == pytest.approx(0.5)
+    assert policy.acquire("office", charge=False) is None  # a continuation costs no token
+    assert policy.acquire("other") is None  # buckets are per address
+    clock.advance(0.5)
+    assert policy.acquire("office") is None
+    assert policy.acquire("office") is not None
+    clock.advance(100)  # the bucket refills up to the burst, no further
+    assert [policy.acquire("office") for _ in range(4)][-1] is not None
+
+
+def test_an_office_of_hundreds_behind_one_address_gets_in_with_the_defaults(clock):
+    from ticker.settings import Settings
+
+    s = Settings()
+    policy = AddressPolicy(s.max_connections_per_address, s.connect_rate, s.connect_burst, clock)
+    assert all(policy.acquire("nat") is None for _ in range(300))  # everyone at 9:00
+    assert policy.acquire("nat") is not None  # a flood beyond the burst is slowed down
+    clock.advance(10)
+    assert all(policy.acquire("nat") is None for _ in range(200))  # 20/s sustained
+    assert policy.held("nat") == 500
+
+
+def test_idle_addresses_with_a_full_bucket_are_forgotten(clock):
+    policy = AddressPolicy(ceiling=10, rate=1.0, burst=2, clock=clock)
+    policy.acquire("kept")  # still open: remembered
+    for i in range(SWEEP_EVERY - 2):
+        policy.acquire(f"visitor-{i}")
+        policy.release(f"visitor-{i}")
+    assert policy.tracked() == SWEEP_EVERY - 1
+    clock.advance(5)
+    policy.acquire("late")  # the sweep runs on this acquire
+    assert policy.tracked() == 2
+    assert policy.held("kept") == 1

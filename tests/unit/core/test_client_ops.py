@@ -2,7 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from ticker.core.client_ops import Ping, Subscribe, Unsubscribe, parse_client_frame
+from ticker.core.client_ops import (
+    MAX_RATE,
+    MIN_RATE,
+    Ping,
+    Subscribe,
+    Unsubscribe,
+    clamp_rate,
+    max_rate_value,
+    parse_client_frame,
+)
 from ticker.core.errors import ClientError
 
 
@@ -66,3 +75,28 @@ def test_unknown_op_names_are_truncated_in_the_message():
     with pytest.raises(ClientError) as info:
         parse_client_frame('{"op": "' + "x" * 500 + '"}', 3)
     assert len(info.value.message) < 100
+
+
+def test_subscribe_carries_a_max_rate_when_given():
+    op = parse_client_frame('{"op":"subscribe","symbols":["AAPL"],"max_rate":2}', 10)
+    assert isinstance(op, Subscribe)
+    assert op.max_rate == 2.0
+    op = parse_client_frame('{"op":"subscribe","symbols":["AAPL"],"max_rate":null}', 10)
+    assert isinstance(op, Subscribe)
+    assert op.max_rate is None
+
+
+@pytest.mark.parametrize("value", ["0", "-1", '"2"', "true", "[1]", "{}", "0.001", "1e7"])
+def test_a_bad_max_rate_is_refused_with_its_own_code(value):
+    with pytest.raises(ClientError) as err:
+        parse_client_frame(f'{{"op":"subscribe","symbols":["AAPL"],"max_rate":{value}}}', 10)
+    assert err.value.code == "bad_max_rate"
+    assert "max_rate" in err.value.message
+
+
+def test_a_rate_above_the_ceiling_is_clamped_to_it():
+    assert clamp_rate(500.0, 50.0) == 50.0
+    assert clamp_rate(2.0, 50.0) == 2.0
+    assert clamp_rate(None, 50.0) is None
+    assert max_rate_value(MIN_RATE) == MIN_RATE
+    assert max_rate_value(MAX_RATE) == MAX_RATE

@@ -79,6 +79,7 @@ def test_frames_are_assembled_from_encoded_ticks():
         "symbols": ["AAPL"],
         "recovered": True,
     }
+    assert orjson.loads(subscribed_frame(["AAPL"], False, 2.0))["max_rate"] == 2.0
 
 
 def test_other_frames_carry_their_type_and_payload():
