@@ -7,7 +7,9 @@ Rules:
 - A cursor that history no longer covers (or a seq gap while waiting) adds `"resync": true`; the
   ticks are then the snapshot. Cursors are self-contained: any instance serves any cursor.
 - A held poll is a `longpoll` session (counted in stats); it is detached when answered, on
-  client disconnect (cancellation) and on drain (answered early, empty).
+  client disconnect (cancellation) and on drain (answered early, empty). Between two polls the
+  client is remembered in `runtime.pollers` under (address, the cursor it was given), so the
+  dashboard keeps counting it and its symbols (ticker/core/pollers.py).
 """
 
 from __future__ import annotations
@@ -42,7 +44,11 @@ async def poll() -> Response:
         symbols = symbols_param(request.args.get("symbols"), settings.max_symbols_per_client)
         since = since_param(cursor, settings.cursor_key, settings.max_symbols_per_client, symbols)
         session = Session("longpoll", admission.address, settings.outbox_limit)
-        body = await _answer(runtime, session, symbols, since, wait=cursor is not None)
+        runtime.pollers.polling(admission.address, cursor)
+        body, next_cursor_ = await _answer(
+            runtime, session, symbols, since, wait=cursor is not None
+        )
+        runtime.pollers.answered(admission.address, next_cursor_, symbols)
     except ClientError as exc:
         runtime.hub.counters.errors_by_code[exc.code] += 1
         return bad_request(exc)
@@ -55,7 +61,7 @@ async def poll() -> Response:
 
 async def _answer(
     runtime: Runtime, session: Session, symbols: tuple[str, ...], since: dict[str, int], wait: bool
-) -> bytes:
+) -> tuple[bytes, str]:
     hub = runtime.hub
     hub.attach(session)
     try:
@@ -75,4 +81,4 @@ async def _answer(
     finally:
         hub.detach(session)
     tail = {"cursor": cursor, "resync": True} if session.resynced else {"cursor": cursor}
-    return b'{"ticks":[' + ",".join(ticks).encode() + b"]," + orjson.dumps(tail)[1:]
+    return b'{"ticks":[' + ",".join(ticks).encode() + b"]," + orjson.dumps(tail)[1:], cursor

@@ -10,7 +10,8 @@ Rules:
 - A `heartbeat` event (`{"type": "heartbeat", "ts": ..., "interval": ...}`, as on /ws) goes out
   after each heartbeat interval without events: a comment line would keep proxies from timing out
   too, but a page cannot see comments, and it needs proof that the stream flows (a buffering
-  proxy delivers nothing). `retry:` sets the browser's reconnect delay. The response timeout is disabled for this response only.
+  proxy delivers nothing). `retry:` sets the browser's reconnect delay. The response timeout is
+  disabled for this response only.
 - Max age and drain end the stream after a `reconnect` event. Cleanup runs exactly once, even if
   the body is never iterated (the client left before the first byte).
 """
