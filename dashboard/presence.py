@@ -9,6 +9,9 @@ Rules:
   sampling: it runs as its own task and a heartbeat is skipped while the previous one is in flight.
 - On close, a `leave` message lets peers drop this instance at once; a crashed one simply expires
   after `ttl` (about three missed heartbeats).
+- Heartbeats carry `draining` (in the INST). When draining starts, one heartbeat goes out at the
+  next sample (within `sample_period`), not at the next interval, so peers' dashboards show it
+  while the instance is still saying goodbye to its clients.
 - Messages from the control topic are untrusted input: decode errors and bad shapes are counted
   and dropped, never raised into the broker.
 - A `revoke` message (an admin logout on some instance) is handed to `on_revoke`, which checks
@@ -44,6 +47,7 @@ class Presence:
         cluster: ClusterStats,
         interval: float,
         sample_period: float = 1.0,
+        is_draining: Callable[[], bool] = lambda: False,
     ) -> None:
         self.broker = broker
         self.cluster = cluster
@@ -58,6 +62,8 @@ class Presence:
         self._publishing: asyncio.Task[None] | None = None
         self._sampled = asyncio.Event()
         self.on_revoke: Callable[[object], object] | None = None  # logouts heard from peers
+        self._is_draining = is_draining
+        self._drain_announced = False
 
     @property
     def id(self) -> str:
@@ -98,7 +104,11 @@ class Presence:
             self.cluster.sample()
             woken, self._sampled = self._sampled, asyncio.Event()
             woken.set()
-            if loop.time() >= next_beat + self.interval - self.sample_period / 2:
+            if not self._drain_announced and self._is_draining():
+                self._drain_announced = True
+                self._publishing = asyncio.create_task(self._beat(), name="presence-drain-beat")
+                next_beat = loop.time()
+            elif loop.time() >= next_beat + self.interval - self.sample_period / 2:
                 next_beat = loop.time()
                 if self._publishing is None or self._publishing.done():
                     self._publishing = asyncio.create_task(self._beat(), name="presence-beat")

@@ -97,3 +97,34 @@ async def test_two_instances_on_one_bus_see_each_other(clock: FakeClock) -> None
         assert a.registry.departed()[0].id == "b"
     finally:
         await a.close()
+
+
+async def test_draining_is_announced_at_the_next_sample_not_the_next_interval(
+    clock: FakeClock,
+) -> None:
+    bus = MemoryBus()
+    a = make_presence("a", bus, clock)
+    runtime = Runtime.build(Settings(instance_id="b"), broker=InMemoryBroker(bus=bus))
+    registry = InstanceRegistry(ttl=60.0, clock=clock)
+    cluster = ClusterStats(LocalStats(runtime, "b", clock), registry, wall=clock)
+    # A long interval: without the drain beat, a would not hear from b again for a minute.
+    b = Presence(
+        InMemoryBroker("control", bus=bus),
+        cluster,
+        interval=60.0,
+        sample_period=0.05,
+        is_draining=lambda: runtime.draining,
+    )
+    await a.start()
+    await b.start()
+    try:
+        async with asyncio.timeout(timeout(2)):
+            while [p.stats["draining"] for p in a.registry.live()] != [False]:
+                await a.next_sample()
+        runtime.draining = True
+        async with asyncio.timeout(timeout(1)):
+            while [p.stats["draining"] for p in a.registry.live()] != [True]:
+                await b.next_sample()
+    finally:
+        await b.close()
+        await a.close()
