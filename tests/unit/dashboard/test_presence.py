@@ -99,7 +99,7 @@ async def test_two_instances_on_one_bus_see_each_other(clock: FakeClock) -> None
         await a.close()
 
 
-async def test_draining_is_announced_at_the_next_sample_not_the_next_interval(
+async def test_draining_is_announced_at_once_and_wakes_the_peers_dashboards(
     clock: FakeClock,
 ) -> None:
     bus = MemoryBus()
@@ -112,7 +112,6 @@ async def test_draining_is_announced_at_the_next_sample_not_the_next_interval(
         InMemoryBroker("control", bus=bus),
         cluster,
         interval=60.0,
-        sample_period=0.05,
         is_draining=lambda: runtime.draining,
     )
     await a.start()
@@ -121,10 +120,12 @@ async def test_draining_is_announced_at_the_next_sample_not_the_next_interval(
         async with asyncio.timeout(timeout(2)):
             while [p.stats["draining"] for p in a.registry.live()] != [False]:
                 await a.next_sample()
+        a.sample_period = 30.0  # from now on, only a heard drain wakes a's streams
+        await a.next_sample()  # the sample a's loop was sleeping towards; the next is 30 s off
         runtime.draining = True
         async with asyncio.timeout(timeout(1)):
-            while [p.stats["draining"] for p in a.registry.live()] != [True]:
-                await b.next_sample()
+            await a.next_sample()  # woken by b's drain beat, long before a's next sample
+        assert [p.stats["draining"] for p in a.registry.live()] == [True]
     finally:
         await b.close()
         await a.close()
