@@ -87,7 +87,8 @@ def test_prices_tick_over_websocket(server: Server, page: Any, page_errors: list
     wait_for_price(page, "MSFT")
     expect(price_of(page, "AAPL")).not_to_have_text(first)  # prices move
     expect(page.locator("#conn-transport")).to_have_text("websocket")
-    expect(page.locator("#conn")).to_have_attribute("data-state", "live")
+    expect(page.locator("#conn")).to_have_attribute("data-connection-state", "live")
+    expect(page.locator("#conn")).to_have_attribute("data-transport", "websocket")
     expect(page.locator("#conn-latency")).to_have_text(re.compile(r"^-?\d+ ms$"))
     expect(page.locator("[data-symbol]")).to_have_count(2)
 
