@@ -31,7 +31,8 @@ def violations(page: Any) -> list[dict[str, Any]]:
     page.add_script_tag(path=str(AXE))
     found: list[dict[str, Any]] = page.evaluate(
         """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations.map(
-             (v) => ({id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" "))}))"""
+             (v) => ({id: v.id, impact: v.impact,
+                      nodes: v.nodes.map((n) => n.target.join(" "))}))"""
     )
     return found
 
