@@ -66,6 +66,7 @@ class Presence:
         self.on_revoke: Callable[[object], object] | None = None  # logouts heard from peers
         self._is_draining = is_draining
         self._drain_watch: asyncio.Task[None] | None = None
+        self.closed = False  # set by close(); dashboard streams end then (the samples stop)
 
     @property
     def id(self) -> str:
@@ -83,7 +84,13 @@ class Presence:
         self._drain_watch = asyncio.create_task(self._announce_drain(), name="presence-drain")
 
     async def close(self) -> None:
-        """Stop beating, say goodbye (bounded), release the control subscription."""
+        """Stop beating, say goodbye (bounded), release the control subscription.
+
+        Wakes the dashboard streams one last time: they see `closed` and end, so an open
+        dashboard never holds the server's shutdown for its graceful timeout.
+        """
+        self.closed = True
+        self._wake()
         for task in (self._task, self._publishing, self._drain_watch):
             if task is not None:
                 task.cancel()
