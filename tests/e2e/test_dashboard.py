@@ -150,3 +150,11 @@ def test_instance_rows_sort_by_any_column(page: Any, server: Server) -> None:
     expect(header).to_have_attribute("aria-sort", "ascending")
     header.locator("button").click()
     expect(header).to_have_attribute("aria-sort", "descending")
+
+
+def test_a_phone_shows_the_dashboard_without_horizontal_overflow(page: Any, server: Server) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, server)
+    expect(page.locator("#instances tbody tr")).to_have_count(1)
+    expect(page.locator(".chart canvas")).to_have_count(3)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390

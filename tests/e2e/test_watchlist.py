@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 PRICE = re.compile(r"^\d+\.\d{2,}$")
-SIGNED = re.compile(r"^[+−±]\d+\.\d{2}%?$")
+SIGNED = re.compile(r"^[+\u2212±]\d+\.\d{2}%?$")  # U+2212: a real minus sign
 
 
 def expect(target: Any) -> Any:
@@ -109,3 +109,12 @@ def test_sorting_a_chart_on_demand_and_the_keyboard(server: Any, page: Any) -> N
     expect(page.locator('[data-symbol="MSFT"]')).to_have_count(0)
     page.click('[data-symbol="AAPL"] .price')  # a click anywhere on the row closes it again
     expect(chart).to_have_count(0)
+
+
+def test_a_phone_shows_the_watchlist_without_horizontal_overflow(server: Any, page: Any) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{server.url}/?symbols=AAPL,MSFT,BRK.B,ABCDEFGHIJKLMNO")
+    expect(page.locator('[data-symbol="AAPL"] .price')).to_have_text(PRICE)
+    page.click('[data-symbol="AAPL"] .sym-btn')
+    expect(page.locator("#chart-AAPL canvas")).to_have_count(1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
