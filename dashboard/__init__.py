@@ -42,7 +42,12 @@ def install(app: Quart, runtime: Runtime) -> Presence:
     registry = InstanceRegistry(ttl=ttl, clock=time.monotonic)
     local = LocalStats(runtime, f"{settings.instance_id}-{settings.boot_id}", time.monotonic)
     cluster = ClusterStats(local, registry, wall=time.time)
-    presence = Presence(control_broker(runtime), cluster, settings.presence_interval)
+    presence = Presence(
+        control_broker(runtime),
+        cluster,
+        settings.presence_interval,
+        is_draining=lambda: runtime.draining,
+    )
     runtime.services.append(presence)
     auth = AdminAuth(settings.admin_token, time.time)
     presence.on_revoke = auth.accept_revocation  # logouts on peers revoke here too

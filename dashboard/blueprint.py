@@ -38,6 +38,7 @@ CSP = (
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 CLOSE_POLICY = 1008
+CLOSE_RESTART = 1012  # "service restart": the server is shutting down
 log = structlog.get_logger("dashboard")
 
 
@@ -174,6 +175,9 @@ def make_blueprint(
         reader = asyncio.create_task(_discard_input(), name="admin-stream-read")
         try:
             while not reader.done():
+                if presence.closed:  # shutting down: the dashboard reconnects to another instance
+                    await websocket.close(CLOSE_RESTART, "server shutting down")
+                    return
                 point = cluster.history[-1] if cluster.history else None
                 await _send_json({"type": "stats", "stats": cluster.view(), "point": point})
                 if expiry is not None and auth.cookie_expiry(cookie) is None:

@@ -9,6 +9,10 @@ Rules:
   sampling: it runs as its own task and a heartbeat is skipped while the previous one is in flight.
 - On close, a `leave` message lets peers drop this instance at once; a crashed one simply expires
   after `ttl` (about three missed heartbeats).
+- Heartbeats carry `draining` (in the INST). When draining starts, one heartbeat goes out at once
+  (the runtime offers no event, so a tiny task looks every DRAIN_POLL s) and local dashboard
+  streams are woken; a peer's heartbeat that turns `draining` wakes them too. So dashboards show
+  `draining` while the instance is still saying goodbye to its clients, before it leaves.
 - Messages from the control topic are untrusted input: decode errors and bad shapes are counted
   and dropped, never raised into the broker.
 - A `revoke` message (an admin logout on some instance) is handed to `on_revoke`, which checks
@@ -33,6 +37,7 @@ from ticker.core.registry import InstanceRegistry
 log = logging.getLogger(__name__)
 VERSION = 1
 LEAVE_TIMEOUT = 2.0
+DRAIN_POLL = 0.1
 
 
 class Presence:
@@ -44,6 +49,7 @@ class Presence:
         cluster: ClusterStats,
         interval: float,
         sample_period: float = 1.0,
+        is_draining: Callable[[], bool] = lambda: False,
     ) -> None:
         self.broker = broker
         self.cluster = cluster
@@ -58,6 +64,9 @@ class Presence:
         self._publishing: asyncio.Task[None] | None = None
         self._sampled = asyncio.Event()
         self.on_revoke: Callable[[object], object] | None = None  # logouts heard from peers
+        self._is_draining = is_draining
+        self._drain_watch: asyncio.Task[None] | None = None
+        self.closed = False  # set by close(); dashboard streams end then (the samples stop)
 
     @property
     def id(self) -> str:
@@ -72,10 +81,17 @@ class Presence:
         self.cluster.sample()
         await self._beat()
         self._task = asyncio.create_task(self._run(), name="presence")
+        self._drain_watch = asyncio.create_task(self._announce_drain(), name="presence-drain")
 
     async def close(self) -> None:
-        """Stop beating, say goodbye (bounded), release the control subscription."""
-        for task in (self._task, self._publishing):
+        """Stop beating, say goodbye (bounded), release the control subscription.
+
+        Wakes the dashboard streams one last time: they see `closed` and end, so an open
+        dashboard never holds the server's shutdown for its graceful timeout.
+        """
+        self.closed = True
+        self._wake()
+        for task in (self._task, self._publishing, self._drain_watch):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -96,12 +112,21 @@ class Presence:
             next_sample += self.sample_period
             await asyncio.sleep(max(0.0, next_sample - loop.time()))
             self.cluster.sample()
-            woken, self._sampled = self._sampled, asyncio.Event()
-            woken.set()
+            self._wake()
             if loop.time() >= next_beat + self.interval - self.sample_period / 2:
                 next_beat = loop.time()
                 if self._publishing is None or self._publishing.done():
                     self._publishing = asyncio.create_task(self._beat(), name="presence-beat")
+
+    def _wake(self) -> None:
+        woken, self._sampled = self._sampled, asyncio.Event()
+        woken.set()
+
+    async def _announce_drain(self) -> None:
+        while not self._is_draining():  # noqa: ASYNC110 (the runtime offers no drain event)
+            await asyncio.sleep(DRAIN_POLL)
+        self._wake()
+        await self._beat()
 
     async def _beat(self) -> None:
         try:
@@ -161,7 +186,11 @@ class Presence:
         if kind != "beat" or stats is None or stats["id"] != peer:
             self._bad("bad heartbeat")
             return
-        self.registry.heard(peer, stats, beat)
+        starts_draining = stats.get("draining") is True and not any(
+            p.id == peer and p.stats.get("draining") is True for p in self.registry.live()
+        )
+        if self.registry.heard(peer, stats, beat) and starts_draining:
+            self._wake()  # dashboards show a peer's drain now, not at the next sample
 
     def _bad(self, why: str) -> None:
         self.malformed += 1

@@ -78,6 +78,10 @@ class LocalStats:
         """The contract's INST for this instance, with every extra field."""
         runtime, hub = self.runtime, self.runtime.hub
         by_transport = dict(hub.connections_by_transport())
+        symbols = Counter(hub.subscribers_by_symbol())
+        for polled in runtime.pollers.waiting():  # long-poll clients between two polls
+            by_transport["longpoll"] += 1
+            symbols.update(polled)
         counters = hub.counters
         sent = send_totals(hub)
         rates = self.rates.rates
@@ -86,7 +90,7 @@ class LocalStats:
             "id": self.id,
             "connections": sum(by_transport.values()),
             "by_transport": by_transport,
-            "symbols": hub.subscribers_by_symbol(),
+            "symbols": dict(sorted(symbols.items())),
             "host": runtime.settings.instance_id,
             "boot": runtime.settings.boot_id,
             "pid": os.getpid(),

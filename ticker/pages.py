@@ -14,9 +14,9 @@ from ticker.core.errors import InvalidTick
 from ticker.core.ticks import normalise_symbol
 
 DEFAULT_SYMBOLS = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA")
-# A page is for people: a few dozen rows is already more than a screen. The server enforces
-# its own per-connection limit; this only keeps a pasted URL from building a huge page.
-MAX_PAGE_SYMBOLS = 30
+# A watchlist of up to 100 rows; the server enforces its own (higher) per-connection limit, so the
+# page never asks for more than one connection may follow.
+MAX_PAGE_SYMBOLS = 100
 
 # static_url_path differs from the app's own /static so the two routes never shadow each other;
 # templates sit under pages/ so names like base.html cannot clash with another blueprint's.
@@ -29,11 +29,12 @@ bp = Blueprint(
 )
 
 
-def parse_symbols(raw: str | None) -> tuple[list[str], list[str]]:
-    """Split a `?symbols=` value into (valid upper-case symbols, rejected inputs).
+def parse_symbols(raw: str | None) -> tuple[list[str], list[str], list[str]]:
+    """Split a `?symbols=` value into (valid upper-case symbols, invalid inputs, over the limit).
 
-    Keeps the first occurrence of each symbol and at most `MAX_PAGE_SYMBOLS`; when no valid symbol
-    remains the defaults are used. Rejected inputs are returned shortened, for a notice only.
+    Keeps the first occurrence of each symbol and at most `MAX_PAGE_SYMBOLS`; valid symbols past
+    the limit are returned apart (they are not invalid, and the notice must not say so). Invalid
+    inputs are returned shortened, for a notice only.
     """
     symbols: list[str] = []
     rejected: list[str] = []
@@ -48,20 +49,24 @@ def parse_symbols(raw: str | None) -> tuple[list[str], list[str]]:
             continue
         if symbol not in symbols:
             symbols.append(symbol)
-    if len(symbols) > MAX_PAGE_SYMBOLS:
-        rejected.extend(symbols[MAX_PAGE_SYMBOLS:])
-        symbols = symbols[:MAX_PAGE_SYMBOLS]
-    return symbols or list(DEFAULT_SYMBOLS), rejected
+    over = symbols[MAX_PAGE_SYMBOLS:]
+    symbols = symbols[:MAX_PAGE_SYMBOLS]
+    return symbols, rejected, over
 
 
 @bp.get("/")
 async def index() -> str:
-    """Render the live page with the preselected symbols (defaults when none are valid)."""
-    symbols, rejected = parse_symbols(request.args.get("symbols"))
+    """Render the live page with the preselected symbols (defaults when none are valid).
+
+    `from_query` tells the page the URL named valid symbols: they win over its localStorage list.
+    """
+    symbols, rejected, over = parse_symbols(request.args.get("symbols"))
     return await render_template(
         "pages/index.html",
-        symbols=symbols,
+        symbols=symbols or list(DEFAULT_SYMBOLS),
         rejected=rejected,
+        over=over,
+        from_query=bool(symbols),
         max_symbols=MAX_PAGE_SYMBOLS,
     )
 

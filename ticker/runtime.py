@@ -21,6 +21,7 @@ from ticker.core.errors import InvalidTick
 from ticker.core.flush import AdaptiveFlush
 from ticker.core.history import RecentTicks
 from ticker.core.latency import LatencyWindow
+from ticker.core.pollers import RecentPollers
 from ticker.feed import run_simulated_feed
 from ticker.hub import Hub
 from ticker.metrics import LatencyHistogram
@@ -32,6 +33,7 @@ MALFORMED_LOG_EVERY = 100
 DRAIN_SPREAD = 1.0  # reconnect frames go out over this long, so clients do not stampede a peer
 DRAIN_WAIT = 3.0  # then connections get at most this long to finish closing
 DRAIN_CLOSE_CODE = 1012  # "service restart"
+POLL_GRACE = 5.0  # a long-poll client counts as connected this long after an answer
 
 
 class Service(Protocol):
@@ -64,6 +66,10 @@ class Runtime:
     latency: LatencyWindow = field(default_factory=LatencyHistogram)  # also feeds /metrics
     flush: FlushClock = field(default_factory=lambda: FlushClock(AdaptiveFlush()))  # pacing
     started_at: float = field(default_factory=time.time)
+    # Long-poll clients between two polls (the dashboard counts them as connected).
+    pollers: RecentPollers = field(
+        default_factory=lambda: RecentPollers(POLL_GRACE, time.monotonic)
+    )
     draining: bool = False
     started: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)

@@ -4,6 +4,10 @@
 // network). The server keeps the 15-minute history and sends it on connect, so a reload or a
 // reconnect redraws the whole window; afterwards each `stats` message adds one point.
 // An instance that leaves stays in the table, greyed, with why and when, and a banner says so.
+// A draining instance (SIGTERMed, saying goodbye to its clients) shows `draining` until it leaves.
+// Instance rows sort by any column (click its header; again to reverse). Charts: hover values in
+// the legend, time axis labels spaced to stay readable, and a y range that follows the data in
+// view without letting one spike flatten the rest (the top is the 99th percentile, +15 %).
 
 const WINDOW_S = 15 * 60;
 const GONE_KEEP_S = 300;
@@ -35,19 +39,49 @@ function duration(seconds) {
 
 // --- charts --------------------------------------------------------------------------------
 
-function makeChart(id, series) {
+/** [0, a robust top]: the 99th percentile of the values in view, so one spike stays a spike. */
+function robustRange(u, dataMin, dataMax) {
+  const [lo, hi] = [u.scales.x.min, u.scales.x.max];
+  const xs = u.data[0];
+  const values = [];
+  for (let s = 1; s < u.data.length; s++) {
+    u.data[s].forEach((v, i) => {
+      if (v !== null && v !== undefined && xs[i] >= lo && xs[i] <= hi) values.push(v);
+    });
+  }
+  if (!values.length) return [0, 1];
+  values.sort((a, b) => a - b);
+  const top = values[Math.min(values.length - 1, Math.floor(values.length * 0.99))];
+  return [Math.min(0, dataMin ?? 0), Math.max(top * 1.15, 1)];
+}
+
+const chartWidth = (box) => Math.max(240, box.clientWidth);
+
+function makeChart(id, series, digits = 0) {
   const box = $(id);
+  const css = getComputedStyle(document.documentElement);
+  const stroke = css.getPropertyValue("--muted").trim();
+  const grid = { stroke: css.getPropertyValue("--line").trim() };
   const opts = {
-    width: Math.max(280, box.clientWidth),
+    width: chartWidth(box),
     height: 180,
-    legend: { live: false },
-    cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true } },
+    legend: { live: true },
+    cursor: { drag: { x: true, y: false } }, // drag to zoom in time; double-click to reset
+    scales: { x: { time: true }, y: { range: robustRange } },
     axes: [
-      { stroke: "#8b95ab", grid: { stroke: "#24304d" } },
-      { stroke: "#8b95ab", grid: { stroke: "#24304d" }, size: 50 },
+      { stroke, grid, space: 90 },
+      { stroke, grid, size: 56 },
     ],
-    series: [{}, ...series.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: false }))],
+    series: [
+      {},
+      ...series.map(([label, color]) => ({
+        label,
+        stroke: color,
+        width: 2,
+        spanGaps: false,
+        value: (u, v) => (v === null || v === undefined ? "–" : fmt(v, digits)),
+      })),
+    ],
   };
   return new uPlot(opts, [[], ...series.map(() => [])], box);
 }
@@ -55,10 +89,10 @@ function makeChart(id, series) {
 function setupCharts() {
   charts.connections = makeChart("#chart-connections", [["connections", "#60a5fa"], ["instances", "#f59e0b"]]);
   charts.ticks = makeChart("#chart-ticks", [["in", "#22c55e"], ["out", "#a78bfa"]]);
-  charts.latency = makeChart("#chart-latency", [["p50", "#60a5fa"], ["p99", "#f43f5e"]]);
+  charts.latency = makeChart("#chart-latency", [["p50", "#60a5fa"], ["p99", "#f43f5e"]], 1);
   window.addEventListener("resize", () => {
     for (const [key, chart] of Object.entries(charts)) {
-      chart.setSize({ width: Math.max(280, $(`#chart-${key}`).clientWidth), height: 180 });
+      chart.setSize({ width: chartWidth($(`#chart-${key}`)), height: 180 });
     }
   });
 }
@@ -104,11 +138,46 @@ function instanceRow(inst, state, now) {
     [fmt(totals.conflated, 0), "n"], [fmt(totals.stale, 0), "n"], [fmt(totals.duplicates, 0), "n"],
     [fmt(totals.malformed, 0), "n"], [errors || "–"], [fmt(lat.p50), "n"], [fmt(lat.p99), "n"],
     [broker.kind ? `${broker.kind} ${broker.healthy ? "ok" : "DOWN"}` : "–", broker.healthy ? "" : "bad"],
-    [state.kind === "live" && inst.started_at ? duration(now - inst.started_at) : "–", "n"],
-    [state.kind === "live" ? `${fmt(inst.age_s)}s ago` : "–", "n"],
+    [state.kind !== "gone" && inst.started_at ? duration(now - inst.started_at) : "–", "n"],
+    [state.kind !== "gone" ? `${fmt(inst.age_s)}s ago` : "–", "n"],
   ];
   for (const [text, cls] of cells) row.append(el("td", text, cls));
   return row;
+}
+
+// Sort state of the instance table: column index and direction; null keeps the server's order.
+const instanceSort = { col: null, dir: 1 };
+
+function cellValue(row, col) {
+  const text = row.children[col]?.textContent ?? "";
+  const number = Number(text.replace(/[,\s]|s ago$|ms$/g, ""));
+  return text !== "–" && text !== "" && Number.isFinite(number) ? number : text;
+}
+
+function sortInstanceRows(rows) {
+  if (instanceSort.col === null) return rows;
+  const { col, dir } = instanceSort;
+  return [...rows].sort((a, b) => {
+    const x = cellValue(a, col);
+    const y = cellValue(b, col);
+    if (typeof x === "number" && typeof y === "number") return dir * (x - y);
+    return dir * String(x).localeCompare(String(y));
+  });
+}
+
+function setupInstanceSort() {
+  $("#instances thead").addEventListener("click", (ev) => {
+    const button = ev.target.closest("button.sort");
+    if (!button) return;
+    const th = button.closest("th");
+    const col = [...th.parentElement.children].indexOf(th);
+    instanceSort.dir = instanceSort.col === col ? -instanceSort.dir : 1;
+    instanceSort.col = col;
+    for (const other of th.parentElement.children) other.removeAttribute("aria-sort");
+    th.setAttribute("aria-sort", instanceSort.dir > 0 ? "ascending" : "descending");
+    const body = $("#instances tbody");
+    body.replaceChildren(...sortInstanceRows([...body.children]));
+  });
 }
 
 function renderInstances(cluster, now) {
@@ -118,7 +187,8 @@ function renderInstances(cluster, now) {
   for (const inst of cluster.instances) {
     liveIds.add(inst.id);
     lastKnown.set(inst.id, inst);
-    rows.push(instanceRow(inst, { kind: "live", text: inst.draining ? "draining" : "live" }, now));
+    const state = inst.draining ? { kind: "draining", text: "draining" } : { kind: "live", text: "live" };
+    rows.push(instanceRow(inst, state, now));
   }
   const alerts = $("#alerts");
   alerts.replaceChildren();
@@ -134,7 +204,7 @@ function renderInstances(cluster, now) {
     banner.setAttribute("role", "alert");
     alerts.append(banner);
   }
-  body.replaceChildren(...rows);
+  body.replaceChildren(...sortInstanceRows(rows));
   const departed = (cluster.departed || []).filter((d) => d.ago_s <= GONE_KEEP_S).length;
   $("#departed-count").textContent = departed ? `${departed} left recently` : "";
 }
@@ -207,4 +277,5 @@ function connect() {
 }
 
 setupCharts();
+setupInstanceSort();
 connect();

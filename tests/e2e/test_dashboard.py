@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from tests.support.servers import BASE_ENV, Server
+from tests.support.servers import BASE_ENV, TIMEOUT_FACTOR, UNIT_S, Server
 
 pytestmark = pytest.mark.e2e
 
@@ -92,3 +94,67 @@ def test_api_refuses_without_token(server: Server) -> None:
         urllib.request.urlopen(f"{server.url}/admin/api/stats", timeout=5)
     assert refused.value.code == 401
     refused.value.close()
+
+
+def test_a_long_poll_client_counts_steadily_between_polls_with_its_symbols(
+    page: Any, server: Server, page_errors: list[str]
+) -> None:
+    log_in(page, server)
+    total = page.locator('[data-stat="cluster-connections"]')
+    expect(total).to_have_text("0")
+    stop = threading.Event()
+
+    def poll_forever() -> None:  # a long-poll client as the page runs it: poll again at once
+        cursor = None
+        while not stop.is_set():
+            query = "symbols=NVDA" + (f"&cursor={cursor}" if cursor else "")
+            with urllib.request.urlopen(f"{server.url}/poll?{query}", timeout=30) as resp:
+                cursor = json.loads(resp.read())["cursor"]
+
+    poller = threading.Thread(target=poll_forever, daemon=True)
+    poller.start()
+    try:
+        expect(total).to_have_text("1")
+        expect(page.locator('#symbols tr[data-symbol="NVDA"] td.n')).to_have_text("1")
+        seen = set()
+        for _ in range(30):  # three seconds of dashboard updates: never a flicker to 0
+            seen.add(total.inner_text())
+            page.wait_for_timeout(100)
+        assert seen == {"1"}
+    finally:
+        stop.set()
+        poller.join(30)
+    expect(total).to_have_text("0", timeout=UNIT_S * 2000)  # gone after the short grace
+    assert page_errors == []
+
+
+def test_a_sigtermed_instance_shows_draining_then_leaves_cleanly(
+    page: Any, start_server: Any
+) -> None:
+    server = start_server.serve()
+    log_in(page, server)
+    row_state = page.locator("#instances tbody td.state")
+    expect(row_state).to_have_text("live")
+    with clients(server, 2):  # clients to say goodbye to: the drain takes a second or so
+        server.proc.send_signal(signal.SIGTERM)
+        expect(row_state).to_have_text("draining", timeout=2000 * TIMEOUT_FACTOR)
+        assert server.proc.wait(UNIT_S * 2) == 0  # left cleanly
+    expect(page.locator("#status")).to_have_text("reconnecting…")
+
+
+def test_instance_rows_sort_by_any_column(page: Any, server: Server) -> None:
+    log_in(page, server)
+    expect(page.locator("#instances tbody tr")).to_have_count(1)
+    header = page.locator("#instances thead th").nth(2)
+    header.locator("button").click()
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    header.locator("button").click()
+    expect(header).to_have_attribute("aria-sort", "descending")
+
+
+def test_a_phone_shows_the_dashboard_without_horizontal_overflow(page: Any, server: Server) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, server)
+    expect(page.locator("#instances tbody tr")).to_have_count(1)
+    expect(page.locator(".chart canvas")).to_have_count(3)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -7,7 +7,9 @@ import asyncio
 import pytest
 
 from tests.conftest import tick
-from tests.service.streams import eventually, serving
+from tests.service.streams import BASE_ENV, eventually, serving
+
+TOKEN = BASE_ENV["TICKER_ADMIN_TOKEN"]
 
 
 async def _poll(client, query: str, **headers: str):
@@ -115,3 +117,39 @@ async def test_a_foreign_origin_is_refused():
         status, body = await _poll(client, "symbols=AAPL", Origin="null")
         assert status == 403
         assert body["code"] == "origin_not_allowed"
+
+
+async def test_a_poller_counts_as_connected_between_polls_and_once_while_held():
+    async with serving() as (client, runtime):
+        stats = runtime_stats(client)
+        runtime.hub.ingest(tick(seq=1))
+        _, first = await _poll(client, "symbols=AAPL,MSFT")
+        view = await stats()
+        assert view["instance"]["by_transport"]["longpoll"] == 1  # between polls, not 0
+        assert view["instance"]["symbols"] == {"AAPL": 1, "MSFT": 1}
+        held = asyncio.create_task(_poll(client, f"symbols=AAPL,MSFT&cursor={first['cursor']}"))
+        await eventually(lambda: runtime.hub.connections_by_transport()["longpoll"] == 1)
+        view = await stats()
+        assert view["instance"]["by_transport"]["longpoll"] == 1  # held: counted once, not twice
+        assert view["cluster"]["symbols"] == {"AAPL": 1, "MSFT": 1}
+        runtime.hub.ingest(tick(seq=2))
+        await asyncio.wait_for(held, 2)
+        assert (await stats())["instance"]["by_transport"]["longpoll"] == 1
+
+
+async def test_a_poller_that_stops_is_no_longer_counted_after_the_grace():
+    async with serving() as (client, runtime):
+        runtime.pollers.grace = 0.2
+        await _poll(client, "symbols=AAPL")
+        assert len(runtime.pollers.waiting()) == 1
+        await asyncio.sleep(0.3)  # the grace is wall time: nothing to wait on but the clock
+        assert (await runtime_stats(client)())["instance"]["by_transport"]["longpoll"] == 0
+
+
+def runtime_stats(client):
+    async def get():
+        resp = await client.get("/admin/api/stats", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert resp.status_code == 200
+        return await resp.get_json()
+
+    return get

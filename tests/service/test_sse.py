@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
@@ -133,14 +134,17 @@ async def test_a_foreign_origin_is_refused_and_no_origin_is_allowed():
         await conn.disconnect()
 
 
-async def test_heartbeat_comments_flow_while_idle():
+async def test_heartbeat_events_the_page_can_see_flow_while_idle():
     async with serving(TICKER_HEARTBEAT_INTERVAL="0.05") as (client, _):
         conn = await _open(client, "symbols=AAPL")
         stream = Stream(conn)
         await stream.event()  # retry
         await stream.event()  # subscribed
-        assert await stream.event() == {"": "heartbeat"}  # the comment line ": heartbeat"
-        assert await stream.event() == {"": "heartbeat"}
+        for _ in range(2):  # `message` events (no comment lines: EventSource never shows those)
+            beat = orjson.loads((await stream.event())["data"])
+            assert beat["type"] == "heartbeat"
+            assert beat["interval"] == 0.05
+            assert abs(beat["ts"] - time.time() * 1000) < 5000
         await conn.disconnect()
 
 

@@ -98,23 +98,26 @@ class ServerFactory:
         self._log_dir = log_dir
         self._servers: list[Server] = []
 
-    def __call__(self, **env: str | None) -> Server:
-        """Plain `hypercorn` with its own defaults (no `ticker.hypercorn_conf`)."""
-        return self._start(["-m", "hypercorn", APP], env)
+    def __call__(self, port: int | None = None, **env: str | None) -> Server:
+        """Plain `hypercorn` with its own defaults (no `ticker.hypercorn_conf`).
 
-    def serve(self, **env: str | None) -> Server:
+        `port` (default: a free one) restarts a server where an earlier one was.
+        """
+        return self._start(["-m", "hypercorn", APP], env, port)
+
+    def serve(self, port: int | None = None, **env: str | None) -> Server:
         """`python -m ticker.serve`: the production entrypoint and its Hypercorn settings."""
-        return self._start(["-m", "ticker.serve"], env)
+        return self._start(["-m", "ticker.serve"], env, port)
 
-    def _start(self, args: list[str], env: dict[str, str | None]) -> Server:
-        port = free_port()
+    def _start(self, args: list[str], env: dict[str, str | None], port: int | None) -> Server:
+        port = port or free_port()
         full_env = {**os.environ, **BASE_ENV}
         for name, value in env.items():
             if value is None:
                 full_env.pop(name, None)
             else:
                 full_env[name] = value
-        log_path = self._log_dir / f"server-{port}.log"
+        log_path = self._log_dir / f"server-{port}-{len(self._servers)}.log"  # a restart: new log
         log = log_path.open("wb")
         proc = subprocess.Popen(
             [sys.executable, *args, "--bind", f"127.0.0.1:{port}"],

@@ -13,7 +13,9 @@ Rules:
 - A new poller (no cursor) spends a new-stream token of its address; a poll with a cursor is a
   continuation and only counts toward the address's open streams.
 - A held poll is a `longpoll` session (counted in stats); it is detached when answered, on
-  client disconnect (cancellation) and on drain (answered early, empty).
+  client disconnect (cancellation) and on drain (answered early, empty). Between two polls the
+  client is remembered in `runtime.pollers` under (address, the cursor it was given), so the
+  dashboard keeps counting it and its symbols (ticker/core/pollers.py).
 """
 
 from __future__ import annotations
@@ -57,8 +59,11 @@ async def poll() -> Response:
         since = since_param(cursor, settings.cursor_key, settings.max_symbols_per_client, symbols)
         rate = max_rate_param(request.args.get("max_rate"), settings.max_rate)
         session = Session("longpoll", admission.address, settings.outbox_limit)
-        wait = cursor is not None
-        body = await _answer(runtime, session, symbols, since, wait=wait, rate=rate)
+        runtime.pollers.polling(admission.address, cursor)
+        body, given = await _answer(
+            runtime, session, symbols, since, wait=cursor is not None, rate=rate
+        )
+        runtime.pollers.answered(admission.address, given, symbols)
     except ClientError as exc:
         runtime.hub.counters.errors_by_code[exc.code] += 1
         return bad_request(exc)
@@ -77,7 +82,7 @@ async def _answer(
     *,
     wait: bool,
     rate: float | None,
-) -> bytes:
+) -> tuple[bytes, str]:
     hub = runtime.hub
     hub.attach(session)
     try:
@@ -105,7 +110,7 @@ async def _answer(
         tail["resync"] = True
     if rate is not None:
         tail["max_rate"] = rate
-    return b'{"ticks":[' + ",".join(ticks).encode() + b"]," + orjson.dumps(tail)[1:]
+    return b'{"ticks":[' + ",".join(ticks).encode() + b"]," + orjson.dumps(tail)[1:], cursor
 
 
 async def _paced(session: Session, interval: float, hold: float) -> list[str]:

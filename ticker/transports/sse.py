@@ -7,8 +7,11 @@ Rules:
   own reconnects, with the original URL).
 - A resume replays from this instance's history when it covers the gap (`recovered: true`),
   otherwise sends `resync` + snapshot. Any instance serves any cursor.
-- A comment line goes out after each heartbeat interval without events; `retry:` sets the
-  browser's reconnect delay. The response timeout is disabled for this response only.
+- A `heartbeat` event (`{"type": "heartbeat", "ts": ..., "interval": ...}`, as on /ws) goes out
+  after each heartbeat interval without events: a comment line would keep proxies from timing out
+  too, but a page cannot see comments, and it needs proof that the stream flows (a buffering
+  proxy delivers nothing). `retry:` sets the browser's reconnect delay. The response timeout is
+  disabled for this response only.
 - `&max_rate=N` paces every symbol of the stream as `/ws` does; the `id:` cursor then covers
   only what was sent (a held tick is not in it).
 - Max age and drain end the stream after a `reconnect` event. Cleanup runs exactly once, even if
@@ -25,7 +28,7 @@ from collections.abc import AsyncIterator
 import structlog
 from quart import Blueprint, Response, current_app, request
 
-from ticker.core.codec import ticks_frame
+from ticker.core.codec import frame, ticks_frame
 from ticker.core.errors import ClientError
 from ticker.runtime import Runtime
 from ticker.session import Session
@@ -125,7 +128,8 @@ async def _events(
                 async with asyncio.timeout(settings.heartbeat_interval):
                     batch = await session.next_batch()
             except TimeoutError:
-                yield ": heartbeat\n\n"
+                beat = {"ts": time.time_ns() // 1_000_000, "interval": settings.heartbeat_interval}
+                yield f"data: {frame('heartbeat', beat)}\n\n"
                 continue
             parts = [f"data: {control}\n\n" for control in batch.control]
             if batch.ticks:

@@ -97,3 +97,35 @@ async def test_two_instances_on_one_bus_see_each_other(clock: FakeClock) -> None
         assert a.registry.departed()[0].id == "b"
     finally:
         await a.close()
+
+
+async def test_draining_is_announced_at_once_and_wakes_the_peers_dashboards(
+    clock: FakeClock,
+) -> None:
+    bus = MemoryBus()
+    a = make_presence("a", bus, clock)
+    runtime = Runtime.build(Settings(instance_id="b"), broker=InMemoryBroker(bus=bus))
+    registry = InstanceRegistry(ttl=60.0, clock=clock)
+    cluster = ClusterStats(LocalStats(runtime, "b", clock), registry, wall=clock)
+    # A long interval: without the drain beat, a would not hear from b again for a minute.
+    b = Presence(
+        InMemoryBroker("control", bus=bus),
+        cluster,
+        interval=60.0,
+        is_draining=lambda: runtime.draining,
+    )
+    await a.start()
+    await b.start()
+    try:
+        async with asyncio.timeout(timeout(2)):
+            while [p.stats["draining"] for p in a.registry.live()] != [False]:
+                await a.next_sample()
+        a.sample_period = 30.0  # from now on, only a heard drain wakes a's streams
+        await a.next_sample()  # the sample a's loop was sleeping towards; the next is 30 s off
+        runtime.draining = True
+        async with asyncio.timeout(timeout(1)):
+            await a.next_sample()  # woken by b's drain beat, long before a's next sample
+        assert [p.stats["draining"] for p in a.registry.live()] == [True]
+    finally:
+        await b.close()
+        await a.close()
