@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install dev test check fmt test-unit test-service test-integration test-e2e bench bench-quick emulator clean
+.PHONY: help install dev test check fmt test-unit test-service test-integration test-e2e bench bench-quick cluster cluster-bench emulator clean
 
 help:
 	@echo "make dev          run emulator (if installed) + publisher + server on http://127.0.0.1:8080"
 	@echo "make test         ruff + mypy + unit + service + integration (emulator) + e2e (chromium)"
 	@echo "make check        ruff format --check, ruff check, mypy --strict"
 	@echo "make bench        fan-out benchmarks against baselines (bench-quick: the short variant)"
+	@echo "make cluster      emulator + 4 instances behind HAProxy + Prometheus + publisher (Ctrl-C stops)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -57,6 +58,14 @@ bench: $(STAMP) bench/node/node_modules
 
 bench-quick: $(STAMP) bench/node/node_modules
 	$(BIN)/python -m bench --quick
+
+# The cluster rehearsal (bench/cluster): `make cluster` keeps one up for a person to look at
+# (ARGS="--instances 6 --clients 200" to change it); `make cluster-bench` is the measured run.
+cluster: $(STAMP)
+	$(BIN)/python -m bench.cluster serve $(ARGS)
+
+cluster-bench: $(STAMP)
+	$(BIN)/python -m bench.cluster $(ARGS)
 
 # The load client and the Node baselines (ws, socket.io), pinned by bench/node/package-lock.json.
 bench/node/node_modules: bench/node/package-lock.json
