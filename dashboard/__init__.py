@@ -22,6 +22,9 @@ from ticker.core.registry import InstanceRegistry
 from ticker.runtime import Runtime
 
 EXTENSION = "ticker.dashboard"
+# The control broker's own canary: every instance reads every other one's (N^2 messages), and
+# heartbeats already keep the stream fresh; 5 s still gives the janitor's 15 s window three.
+CONTROL_CANARY_INTERVAL = 5.0
 
 
 def control_broker(runtime: Runtime) -> Broker:
@@ -32,7 +35,12 @@ def control_broker(runtime: Runtime) -> Broker:
     from ticker.broker.pubsub import PubSubBroker  # the Google client is heavy: import on use
 
     subscription = f"{settings.subscription_prefix}-ctl"
-    return PubSubBroker(settings.project, settings.control_topic, subscription)
+    return PubSubBroker(
+        settings.project,
+        settings.control_topic,
+        subscription,
+        canary_interval=CONTROL_CANARY_INTERVAL,
+    )
 
 
 def install(app: Quart, runtime: Runtime) -> Presence:
@@ -47,6 +55,8 @@ def install(app: Quart, runtime: Runtime) -> Presence:
         cluster,
         settings.presence_interval,
         is_draining=lambda: runtime.draining,
+        budget=settings.presence_budget,
+        misses=settings.presence_misses,
     )
     runtime.services.append(presence)
     auth = AdminAuth(settings.admin_token, time.time)

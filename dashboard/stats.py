@@ -157,9 +157,18 @@ def _count(value: object) -> bool:
 
 
 def cluster_view(
-    local: Inst, peers: Iterable[Peer], departed: Iterable[Departure], now: float
+    local: Inst,
+    peers: Iterable[Peer],
+    departed: Iterable[Departure],
+    now: float,
+    *,
+    with_symbols: bool = True,
 ) -> dict[str, Any]:
-    """The contract's `cluster` object: every live instance (this one first) and the totals."""
+    """The contract's `cluster` object: every live instance (this one first) and the totals.
+
+    `with_symbols=False` skips summing every instance's symbols map (the once-a-second history
+    point needs none of it, and with many instances it is most of the work).
+    """
     instances = [{**local, "age_s": 0.0}]
     for peer in peers:
         if peer.id != local["id"]:
@@ -167,7 +176,8 @@ def cluster_view(
     symbols: Counter[str] = Counter()
     by_transport: Counter[str] = Counter({t: 0 for t in TRANSPORTS})
     for inst in instances:
-        symbols.update(inst["symbols"])
+        if with_symbols:
+            symbols.update(inst["symbols"])
         by_transport.update({t: inst["by_transport"][t] for t in TRANSPORTS})
     return {
         "connections": sum(inst["connections"] for inst in instances),
@@ -232,7 +242,9 @@ class ClusterStats:
     def sample(self) -> dict[str, Any]:
         """Refresh local rates and append one history point of the cluster totals."""
         self.local.sample()
-        cluster = self.view()["cluster"]
+        now = self.registry.now()
+        live, departed = self.registry.live(), self.registry.departed()
+        cluster = cluster_view(self.local.snapshot(), live, departed, now, with_symbols=False)
         point = {
             "t": round(self._wall(), 3),
             "connections": cluster["connections"],

@@ -127,6 +127,7 @@ class Settings:
     header_timeout: float = 10.0  # seconds for a request's headers to arrive complete
     presence_interval: float = 2.0  # seconds between this instance's stats heartbeats
     presence_misses: int = 3  # heartbeats a peer may miss before it leaves the cluster view
+    presence_budget: float = 20.0  # most heartbeats/s one instance reads (beats slow past it)
 
     @property
     def control_topic(self) -> str:
@@ -169,6 +170,7 @@ class Settings:
             ws_deflate=_bounded(env, "TICKER_WS_DEFLATE", 0, 0, 1) == 1,
             presence_interval=_bounded(env, "TICKER_PRESENCE_INTERVAL", 2.0, 0.1, 60.0),
             presence_misses=_bounded(env, "TICKER_PRESENCE_MISSES", 3, 1, 100),
+            presence_budget=_bounded(env, "TICKER_PRESENCE_BUDGET", 20.0, 0.1, 10_000.0),
             cursor_key=_cursor_key(env),
             heartbeat_interval=_bounded(env, "TICKER_HEARTBEAT_INTERVAL", 15.0, 0.05, 300.0),
             poll_timeout=_bounded(env, "TICKER_POLL_TIMEOUT", 25.0, 0.05, 55.0),

@@ -152,14 +152,17 @@ def presence_markdown(results: dict[str, Any]) -> str:
         f"{results['seconds']} s. Pub/Sub bytes are billed at max(size, 1,000 B) per message "
         "(each heartbeat is its own publish and, at this rate, its own delivery).",
         "",
-        "| protocol | N | msgs/s into one instance | bytes/s into one | CPU % of a core | "
+        "| protocol | N | beat every s | msgs/s into one instance (beats + canaries) | "
+        "bytes/s into one | beat bytes | CPU % of a core (over N = 1) | in view | "
         "cluster deliveries/s | cluster billed TiB/month | $/month at $40/TiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in results["points"]:
         lines.append(
-            f"| {p['protocol']} | {p['n']} | {p['msgs_per_s']:.1f} | {p['bytes_per_s']:,.0f} | "
-            f"{p['cpu_pct']:.2f} | {p['cluster_deliveries_per_s']:,.0f} | "
+            f"| {p['protocol']} | {p['n']} | {p['period_s']} | {p['msgs_per_s']:.1f} "
+            f"({p['beats_per_s']:.1f} + {p['canaries_per_s']:.1f}) | {p['bytes_per_s']:,.0f} | "
+            f"{p['beat_bytes']:,} | {p['cpu_pct']:.2f} ({p.get('cpu_pct_over_n1', 0):+.2f}) | "
+            f"{p['seen_in_view']} | {p['cluster_deliveries_per_s']:,.0f} | "
             f"{p['cluster_tib_per_month']:.2f} | {p['usd_per_month']:,.0f} |"
         )
     lines.append("")

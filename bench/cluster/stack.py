@@ -173,6 +173,7 @@ class Cluster:
         env: Mapping[str, str] | None = None,
         workdir: Path | None = None,
         frontend_port: int | None = None,
+        emulator: Emulator | None = None,
         log: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.initial = instances
@@ -189,7 +190,8 @@ class Cluster:
         self.stats_port = free_port()
         self.slots = [Slot(f"s{i + 1}", free_port()) for i in range(slots or instances * 2 + 2)]
         self.topic = f"prices-{os.getpid()}-{int(time.time()) % 100000}"
-        self.emulator: Emulator | None = None
+        self.emulator: Emulator | None = emulator  # given: shared, never stopped here
+        self._own_emulator = emulator is None
         self.instances: dict[str, Instance] = {}
         self.haproxy: subprocess.Popen[bytes] | None = None
         self.prometheus: subprocess.Popen[bytes] | None = None
@@ -222,9 +224,10 @@ class Cluster:
     def start(self) -> None:
         """Start everything; on failure stop what was started and raise."""
         try:
-            self._log(f"workdir {self.workdir}; starting the Pub/Sub emulator")
-            self.emulator = Emulator(project=PROJECT)
-            self.emulator.start()
+            if self.emulator is None:
+                self._log(f"workdir {self.workdir}; starting the Pub/Sub emulator")
+                self.emulator = Emulator(project=PROJECT)
+                self.emulator.start()
             names = [f"i{n + 1}" for n in range(self.initial)]
             started = [self.start_instance(name, wait=False) for name in names]
             for inst in started:
@@ -249,7 +252,7 @@ class Cluster:
         for proc in (self.prometheus, self.haproxy):
             if proc is not None:
                 procs.stop(proc, 10)
-        if self.emulator is not None:
+        if self.emulator is not None and self._own_emulator:
             self.emulator.cleanup()
             self.emulator = None
 
@@ -267,7 +270,7 @@ class Cluster:
         env = dict(os.environ)
         env.update(
             PUBSUB_EMULATOR_HOST=self.emulator.host,
-            GOOGLE_CLOUD_PROJECT=PROJECT,
+            GOOGLE_CLOUD_PROJECT=self.emulator.project,
             TICKER_BROKER="pubsub",
             TICKER_TOPIC=self.topic,
             TICKER_INSTANCE_ID=instance_id,
@@ -418,7 +421,8 @@ class Cluster:
         assert self.emulator is not None
         env = dict(os.environ, PUBSUB_EMULATOR_HOST=self.emulator.host, PYTHONUNBUFFERED="1")
         cmd = [
-            sys.executable, "-m", "publisher", "--project", PROJECT, "--topic", self.topic,
+            sys.executable, "-m", "publisher", "--project", self.emulator.project,
+            "--topic", self.topic,
             "--symbols", ",".join(self.symbols), "--rate", str(self.rate),
         ]  # fmt: skip
         self.publisher = _spawn(cmd, env, self.workdir / "publisher.log")

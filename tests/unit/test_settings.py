@@ -58,6 +58,7 @@ def test_every_boot_gets_a_fresh_subscription_name():
         ({"TICKER_MAX_SYMBOLS": "1.5"}, "TICKER_MAX_SYMBOLS"),
         ({"TICKER_TRUSTED_PROXIES": "10.0.0.0/8,everyone"}, "TICKER_TRUSTED_PROXIES"),
         ({"TICKER_HEADER_TIMEOUT": "0"}, "TICKER_HEADER_TIMEOUT"),
+        ({"TICKER_PRESENCE_BUDGET": "0"}, "TICKER_PRESENCE_BUDGET"),
     ],
 )
 def test_bad_values_name_the_variable(env, name):
@@ -72,3 +73,8 @@ def test_forwarded_headers_are_trusted_from_private_networks_unless_configured()
     chosen = Settings.from_env({"TICKER_TRUSTED_PROXIES": "172.17.0.1, 10.8.0.0/16"})
     assert [str(n) for n in chosen.trusted_proxies] == ["172.17.0.1/32", "10.8.0.0/16"]
     assert Settings.from_env({"TICKER_HEADER_TIMEOUT": "2.5"}).header_timeout == 2.5
+
+
+def test_the_presence_budget_is_read():
+    assert Settings.from_env({}).presence_budget == 20.0
+    assert Settings.from_env({"TICKER_PRESENCE_BUDGET": "5"}).presence_budget == 5.0

@@ -1,7 +1,9 @@
 """InstanceRegistry: what this process has heard from its peers, and who has gone quiet.
 
 Rules (centrifuge's node registry, with the clock injected):
-- A peer is live while its last heartbeat is younger than `ttl` (about three missed beats).
+- A peer is live while its last heartbeat is younger than `ttl` (about three missed beats), or
+  than the `ttl` that heartbeat announced: a sender that beats less often in a big cluster
+  (dashboard/presence.py) says how long to keep it, so slower beats never look like deaths.
 - Heartbeats carry a per-boot `beat` number; an older or repeated one (Pub/Sub redelivers and
   reorders) never overwrites a newer one, and never brings back a peer that said goodbye.
 - Whoever leaves (expired or said goodbye) is remembered for `keep_departed` seconds so the
@@ -26,6 +28,7 @@ class Peer:
     stats: Mapping[str, object]
     seen_at: float
     beat: int
+    ttl: float | None = None  # what the peer announced; None: the registry's own ttl
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +66,14 @@ class InstanceRegistry:
         """The registry's clock: peers' ages are measured against it."""
         return self._clock()
 
-    def heard(self, peer_id: str, stats: Mapping[str, object], beat: int) -> bool:
-        """Record a heartbeat; False when it is older than what we have (or a goodbye's echo)."""
+    def heard(
+        self, peer_id: str, stats: Mapping[str, object], beat: int, ttl: float | None = None
+    ) -> bool:
+        """Record a heartbeat; False when it is older than what we have (or a goodbye's echo).
+
+        `ttl`, when the peer announced one, is how long to keep it without news (never less
+        than the registry's own).
+        """
         current = self._peers.get(peer_id)
         if current is not None and beat <= current.beat:
             return False
@@ -77,8 +86,13 @@ class InstanceRegistry:
             self.prune()
             if len(self._peers) >= self.max_peers:
                 return False
-        self._peers[peer_id] = Peer(peer_id, stats, self._clock(), beat)
+        keep = None if ttl is None else max(ttl, self.ttl)
+        self._peers[peer_id] = Peer(peer_id, stats, self._clock(), beat, keep)
         return True
+
+    def get(self, peer_id: str) -> Peer | None:
+        """The live entry of `peer_id`, if any (without expiring anyone)."""
+        return self._peers.get(peer_id)
 
     def left(self, peer_id: str, beat: int) -> None:
         """A peer said goodbye (graceful shutdown): drop it now rather than after `ttl`."""
@@ -90,7 +104,7 @@ class InstanceRegistry:
     def prune(self) -> list[Departure]:
         """Expire quiet peers and forget old departures; returns the peers that expired now."""
         now = self._clock()
-        expired = [p for p in self._peers.values() if now - p.seen_at > self.ttl]
+        expired = [p for p in self._peers.values() if now - p.seen_at > (p.ttl or self.ttl)]
         gone = []
         for peer in expired:
             del self._peers[peer.id]

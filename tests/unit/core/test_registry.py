@@ -93,3 +93,20 @@ def test_departure_memory_is_bounded(registry: InstanceRegistry, clock: Clock) -
 def test_ttl_must_be_positive(clock: Clock) -> None:
     with pytest.raises(ValueError, match="ttl"):
         InstanceRegistry(ttl=0, clock=clock)
+
+
+def test_a_peer_is_kept_for_the_ttl_it_announced(registry: InstanceRegistry, clock: Clock):
+    registry.heard("slow", {"n": 1}, beat=1, ttl=30.0)  # beats every ~9 s in a big cluster
+    registry.heard("fast", {"n": 1}, beat=1)
+    clock.now += 7.1
+    assert [p.id for p in registry.live()] == ["slow"]
+    assert registry.get("slow") is not None
+    assert registry.get("fast") is None
+    clock.now += 23.0
+    assert registry.live() == []
+
+
+def test_an_announced_ttl_never_shortens_the_registry_s_own(registry: InstanceRegistry, clock):
+    registry.heard("a", {"n": 1}, beat=1, ttl=1.0)
+    clock.now += 6.9
+    assert [p.id for p in registry.live()] == ["a"]

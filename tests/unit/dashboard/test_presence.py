@@ -7,7 +7,7 @@ import asyncio
 import orjson
 import pytest
 
-from dashboard.presence import Presence
+from dashboard.presence import FULL_EVERY, Presence, beat_period
 from dashboard.stats import ClusterStats, LocalStats
 from tests.conftest import FakeClock, timeout
 from ticker.broker.memory import InMemoryBroker, MemoryBus
@@ -129,3 +129,62 @@ async def test_draining_is_announced_at_once_and_wakes_the_peers_dashboards(
     finally:
         await b.close()
         await a.close()
+
+
+def beat_v2(ident: str, number: int, ttl: object = 30.0, symbols: dict | None = None) -> bytes:
+    stats: dict = {
+        "id": ident,
+        "connections": 2,
+        "by_transport": {"websocket": 2, "sse": 0, "longpoll": 0},
+    }
+    if symbols is not None:
+        stats["symbols"] = symbols
+    message = {"v": 2, "kind": "beat", "id": ident, "beat": number, "ttl": ttl, "stats": stats}
+    return orjson.dumps(message)
+
+
+def test_the_beat_period_grows_with_the_cluster_past_the_budget() -> None:
+    assert beat_period(0, 2.0) == 2.0  # alone
+    assert beat_period(39, 2.0) == 2.0  # 40 instances x 1 beat / 2 s = 20 beats/s: the budget
+    assert beat_period(199, 2.0) == 10.0  # 200 instances: still 20 beats/s into each
+    assert beat_period(199, 2.0, budget=10) == 20.0
+
+
+def test_a_slow_beat_is_kept_for_the_ttl_it_announces(presence: Presence, clock: FakeClock):
+    presence.on_message(beat_v2("big", 1, ttl=35.0, symbols={"AAPL": 2}), {})
+    clock.advance(20.0)  # far beyond the registry's own 7 s
+    assert [p.id for p in presence.registry.live()] == ["big"]
+    clock.advance(15.1)
+    assert presence.registry.live() == []
+
+
+@pytest.mark.parametrize("ttl", [None, "35", True, -1, 1e9])
+def test_a_bad_ttl_falls_back_to_the_registry_s_own(presence: Presence, clock, ttl) -> None:
+    presence.on_message(beat_v2("p", 1, ttl=ttl, symbols={}), {})
+    clock.advance(7.1)
+    assert presence.registry.live() == []
+    assert presence.malformed == 0
+
+
+def test_a_beat_without_symbols_keeps_the_map_already_held(presence: Presence) -> None:
+    presence.on_message(beat_v2("p", 1, symbols={"AAPL": 2, "MSFT": 1}), {})
+    presence.on_message(beat_v2("p", 2), {})  # unchanged: no map sent
+    [peer] = presence.registry.live()
+    assert (peer.beat, peer.stats["symbols"]) == (2, {"AAPL": 2, "MSFT": 1})
+    presence.on_message(beat_v2("q", 1), {})  # unknown peer, no map yet: counted, no symbols
+    assert presence.registry.get("q").stats["symbols"] == {}
+
+
+def test_symbols_are_sent_only_when_changed_a_peer_joined_or_every_tenth_beat(
+    presence: Presence,
+) -> None:
+    def sends_symbols() -> bool:
+        has = "symbols" in presence.heartbeat_stats()
+        presence._last_beat += 1  # what publishing the beat does
+        return has
+
+    assert sends_symbols()  # the first beat
+    assert not sends_symbols()
+    presence.on_message(beat_v2("newcomer", 1, symbols={}), {})
+    assert sends_symbols()  # the newcomer has no map of ours yet
+    assert [sends_symbols() for _ in range(FULL_EVERY)].count(True) == 1
