@@ -56,6 +56,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--peers", default="1,10,25,50,100,200", help="presence: N values")
     parser.add_argument("--protocols", default="v1,v2", help="presence: heartbeat formats")
     parser.add_argument("--seconds", type=float, default=20.0, help="presence: window per point")
+    parser.add_argument(
+        "--baseline", type=Path, help="presence: a earlier presence-*.json to show beside (before)"
+    )
     parser.add_argument("--peer-symbols", type=int, default=100, help="presence: symbols per peer")
     parser.add_argument(
         "--control-canary", type=float, default=5.0, help="presence v2: control canary every S s"

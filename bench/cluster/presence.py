@@ -223,6 +223,13 @@ def run(args: argparse.Namespace) -> int:
     for p in results["points"]:
         p["cpu_pct_over_n1"] = round(p["cpu_pct"] - base.get(p["protocol"], 0.0), 2)
     results["loadavg_end"] = os.getloadavg()
+    if args.baseline:
+        before = orjson.loads(args.baseline.read_text())
+        results["baseline"] = {"file": args.baseline.name, "commit": before["machine"]["commit"]}
+        results["points"] = [
+            {**p, "protocol": f"{p['protocol']} (before, {before['machine']['commit']})"}
+            for p in before["points"]
+        ] + results["points"]
     path = report.write(results, args.out, kind="presence")
     log(f"wrote {path}")
     print((args.out / "presence-latest.md").read_text())
