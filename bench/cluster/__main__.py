@@ -59,6 +59,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--baseline", type=Path, help="presence: a earlier presence-*.json to show beside (before)"
     )
+    parser.add_argument(
+        "--price-canary",
+        type=float,
+        default=2.0,
+        help="presence v2: simulated peers' price-topic canary every S s (what-if; servers: 2)",
+    )
     parser.add_argument("--peer-symbols", type=int, default=100, help="presence: symbols per peer")
     parser.add_argument(
         "--control-canary", type=float, default=5.0, help="presence v2: control canary every S s"

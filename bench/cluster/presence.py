@@ -46,7 +46,7 @@ class Peers:
 
     def __init__(
         self, host: str, topic: str, n: int, protocol: str, template: dict[str, Any],
-        symbols: int, interval: float, control_canary: float,
+        symbols: int, interval: float, control_canary: float, price_canary: float = 2.0,
     ) -> None:  # fmt: skip
         from google.cloud import pubsub_v1
 
@@ -58,6 +58,7 @@ class Peers:
         self.control = self.client.topic_path(PROJECT, f"{topic}-control")
         self.n, self.protocol, self.interval = n, protocol, interval
         self.control_canary = control_canary
+        self.price_canary = price_canary
         self.ids = [f"peer{k:04d}-sim{random.randrange(16**6):06x}" for k in range(n - 1)]
         self.template = template
         self.symbol_names = [f"S{j:04d}" for j in range(symbols)]
@@ -100,7 +101,7 @@ class Peers:
         jobs: list[tuple[float, str, int]] = []
         for i in range(len(self.ids)):
             jobs.append((now + random.random() * self.period(), "beat", i))
-            jobs.append((now + random.random() * CANARY_INTERVAL, "price-canary", i))
+            jobs.append((now + random.random() * self.price_canary, "price-canary", i))
             jobs.append((now + random.random() * self.control_canary, "control-canary", i))
         beats = [0] * len(self.ids)
         while jobs and not self._stop.is_set():
@@ -124,7 +125,7 @@ class Peers:
                 self.client.publish(topic, data, ticker_canary=sub)
                 self.sent["canaries"] += 1
                 self.sent["canary_bytes"] += len(data)
-                step = self.control_canary if kind == "control-canary" else CANARY_INTERVAL
+                step = self.control_canary if kind == "control-canary" else self.price_canary
             jobs[0] = (due + step, kind, i)
 
 
@@ -139,8 +140,9 @@ def measure_point(
 ) -> dict[str, Any]:  # fmt: skip
     assert cluster.emulator is not None
     control_canary = CANARY_INTERVAL if protocol == "v1" else args.control_canary
+    price_canary = CANARY_INTERVAL if protocol == "v1" else args.price_canary
     peers = Peers(cluster.emulator.host, cluster.topic, n, protocol, template,
-                  args.peer_symbols, 2.0, control_canary)  # fmt: skip
+                  args.peer_symbols, 2.0, control_canary, price_canary)  # fmt: skip
     period = peers.period()
     peers.start()
     try:
@@ -166,15 +168,18 @@ def measure_point(
     canary_size = canary_bytes / canaries if canaries else 0
     # cluster-wide: each of N instances publishes what one simulated peer does, N receive it
     per_peer_beats = 1 / period
-    per_peer_canaries = 1 / CANARY_INTERVAL + 1 / control_canary
+    per_peer_canaries = 1 / price_canary + 1 / control_canary
     publishes = n * (per_peer_beats + per_peer_canaries)
     deliveries = n * (n - 1) * (per_peer_beats + per_peer_canaries)
     billed_per_s = (n + n * (n - 1)) * (
         per_peer_beats * billed(round(beat_size)) + per_peer_canaries * billed(round(canary_size))
     )
     tib_month = billed_per_s * MONTH_S / TIB
+    label = protocol
+    if price_canary != CANARY_INTERVAL:
+        label = f"{protocol}, price canaries every {price_canary:g} s (projection)"
     point = {
-        "protocol": protocol, "n": n, "period_s": round(period, 2), "seen_in_view": seen,
+        "protocol": label, "n": n, "period_s": round(period, 2), "seen_in_view": seen,
         "msgs_per_s": round(beats + canaries, 2), "beats_per_s": round(beats, 2),
         "canaries_per_s": round(canaries, 2), "bytes_per_s": round(beat_bytes + canary_bytes),
         "beat_bytes": round(beat_size), "canary_bytes": round(canary_size),
