@@ -64,6 +64,11 @@ def final_counts(crowd: Crowd) -> dict[str, Any]:
     return {**crowd.totals(), "behind": crowd.behind(), "by_slot": crowd.by_slot()}
 
 
+async def caught_up(crowd: Crowd, within: float = 30.0) -> float | None:
+    """Seconds until no client is more than 3 ticks behind the crowd's latest (None: never)."""
+    return await until(lambda: crowd.behind() == 0, within, every=0.5)
+
+
 async def rolling_deploy(cluster: Cluster, crowd: Crowd, log: Log) -> dict[str, Any]:
     """Replace every instance, one at a time: start the new one, wait for it, SIGTERM the old."""
     t0 = time.monotonic()
@@ -94,8 +99,10 @@ async def rolling_deploy(cluster: Cluster, crowd: Crowd, log: Log) -> dict[str, 
             f"{step['moves']['reconnect_ms']['p99']} ms"
         )
     await asyncio.sleep(SETTLE_S)
+    caught = await caught_up(crowd)
     view = await view_matches(cluster, crowd, 15)
     return {
+        "caught_up_s": caught,
         "before": before,
         "steps": steps,
         "moves": move_summary(crowd.moves_since(t0), t0),
@@ -173,6 +180,7 @@ async def scale_out(cluster: Cluster, crowd: Crowd, log: Log, to: int, add: int)
     new_slots = {i.slot.name for i in started}
     on_new = sum(n for slot, n in spread.items() if slot in new_slots)
     await asyncio.sleep(SETTLE_S)
+    caught = await caught_up(crowd)
     view = await view_matches(cluster, crowd, 15)
     log(
         f"scale-out to {to}: the view showed {to} instances {shown}s after the last became "
@@ -185,7 +193,7 @@ async def scale_out(cluster: Cluster, crowd: Crowd, log: Log, to: int, add: int)
         "in_rotation_s": round(rotation_s, 2),
         "clients_by_slot_before": before, "new_clients": add,
         "new_clients_by_slot": dict(sorted(spread.items())), "new_clients_on_new_instances": on_new,
-        "dashboard": view, "after": final_counts(crowd),
+        "dashboard": view, "after": final_counts(crowd), "caught_up_s": caught,
     }  # fmt: skip
 
 

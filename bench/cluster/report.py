@@ -85,7 +85,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| rolling deploy ({len(r['steps'])} x SIGTERM, new first) | {after['connected']}/"
             f"{after['clients']} connected at the end, gaps {after['gaps']}, duplicates "
-            f"{after['duplicates']}, behind {after['behind']}; {mv['moves']} moves "
+            f"{after['duplicates']}, every client caught up after {r.get('caught_up_s')} s; "
+            f"{mv['moves']} moves "
             f"({mv['asked']} asked, {mv['lost']} lost, {mv['recovered']} recovered), reconnect "
             f"p50 {_ms(mv['reconnect_ms']['p50'])} / p99 {_ms(mv['reconnect_ms']['p99'])} / max "
             f"{_ms(mv['reconnect_ms']['max'])} ms; peak arrivals/s per instance "
@@ -108,7 +109,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"| scale-out to {r['to']} | the view showed {r['to']} instances "
             f"{r['view_shows_all_s_after_last_ready']} s after the last was ready; "
             f"{r['new_clients_on_new_instances']}/{r['new_clients']} new clients on the new "
-            f"instances ({r['new_clients_by_slot']}); dashboard right after "
+            f"instances ({r['new_clients_by_slot']}); every client caught up after "
+            f"{r.get('caught_up_s')} s; dashboard right after "
             f"{r['dashboard'].get('within_s')} s |"
         )
     if "affinity" in sc:
@@ -137,6 +139,9 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_ms(m['reconnect_ms']['p50'])} / {_ms(m['reconnect_ms']['p99'])} | "
                 f"{max(m['peak_arrivals_per_s'].values(), default=0):.0f} |"
             )
+    fails = (results.get("final") or {}).get("failures_by_reason")
+    if fails:
+        lines += ["", f"Failed connection attempts over the whole run, by status: {fails}."]
     prom = results.get("prometheus") or {}
     if prom:
         lines += ["", "Prometheus at the end: " + ", ".join(f"{k} = {v}" for k, v in prom.items())]

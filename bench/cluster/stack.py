@@ -21,6 +21,7 @@ import io
 import json
 import os
 import resource
+import secrets
 import shutil
 import signal
 import socket
@@ -45,7 +46,6 @@ from ticker.emulator import Emulator, emulator_available
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 PROJECT = "ticker-local"
-TOKEN_DEFAULT = "cluster-admin-token"
 SYMBOLS = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "TSLA", "META", "JPM", "V", "XOM")
 
 
@@ -169,7 +169,7 @@ class Cluster:
         health: Health | None = None,
         prometheus: bool = True,
         publisher: bool = True,
-        token: str = TOKEN_DEFAULT,
+        token: str | None = None,
         env: Mapping[str, str] | None = None,
         workdir: Path | None = None,
         frontend_port: int | None = None,
@@ -182,7 +182,8 @@ class Cluster:
         self.health = health or Health()
         self.want_prometheus = prometheus and prometheus_available()
         self.want_publisher = publisher
-        self.token = token
+        # one admin token for every instance (set TICKER_ADMIN_TOKEN to choose it)
+        self.token = token or os.environ.get("TICKER_ADMIN_TOKEN") or secrets.token_urlsafe(18)
         self.extra_env = dict(env or {})
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="ticker-cluster-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
