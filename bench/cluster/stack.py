@@ -312,6 +312,8 @@ class Cluster:
             return inst.ready()
 
         wait_until(ready, timeout, f"readiness of {inst.id}", every=0.2)
+        if self.haproxy is not None:  # ready: let the front end's checks take it in
+            self.haproxy_command(f"set server instances/{inst.slot.name} state ready")
         return time.monotonic() - inst.started
 
     def signal_instance(self, inst: Instance, sig: signal.Signals) -> None:
@@ -331,6 +333,7 @@ class Cluster:
             host="127.0.0.1", port=self.frontend_port, stats_port=self.stats_port,
             stats_socket=self.workdir / "haproxy.sock", pidfile=self.workdir / "haproxy.pid",
             maxconn=_maxconn(), server_maxconn=_maxconn(), slots=self.slots,
+            active={inst.slot.name for inst in self.instances.values()},
             check_interval=self.health.interval, check_fall=self.health.fall,
             check_rise=self.health.rise, check_timeout=self.health.timeout,
         )  # fmt: skip
