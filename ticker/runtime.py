@@ -34,6 +34,7 @@ DRAIN_SPREAD = 1.0  # reconnect frames go out over this long, so clients do not 
 DRAIN_WAIT = 3.0  # then connections get at most this long to finish closing
 DRAIN_CLOSE_CODE = 1012  # "service restart"
 POLL_GRACE = 5.0  # a long-poll client counts as connected this long after an answer
+LATE_GRACE = 5.0  # after close, late arrivals are still sent away this long (the listener closes)
 
 
 class Service(Protocol):
@@ -75,6 +76,7 @@ class Runtime:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
     _drain_task: asyncio.Task[None] | None = None
+    _late_arrivals: asyncio.Task[None] | None = None
     _closed: bool = False
 
     @classmethod
@@ -152,6 +154,23 @@ class Runtime:
                 session.end(DRAIN_CLOSE_CODE, "server draining")  # no-op if already asked
             await asyncio.sleep(0.05)
         log.info("drained; %d sessions left", len(self.hub.sessions()))
+        self._late_arrivals = asyncio.create_task(self._send_away(), name="drain-late-arrivals")
+
+    async def _send_away(self) -> None:
+        """Tell clients that still arrive to reconnect elsewhere at once, until shortly after close.
+
+        A front end keeps routing to a draining instance until its readiness checks notice
+        (seconds), and cookie affinity sends a reconnecting client straight back; left alone
+        such a client would wait, tickless, for the server's graceful timeout (20 s). Clients
+        accepted between `close()` and the listener closing count too, hence `LATE_GRACE`.
+        """
+        until: float | None = None
+        while until is None or self.clock() < until:
+            for session in self.hub.sessions():
+                session.end(DRAIN_CLOSE_CODE, "server draining")  # no-op if already asked
+            if until is None and self._closed:
+                until = self.clock() + LATE_GRACE
+            await asyncio.sleep(0.05)
 
     async def close(self) -> None:
         """Stop services and tasks, then release the broker (and delete its subscription).
