@@ -64,6 +64,20 @@ def final_counts(crowd: Crowd) -> dict[str, Any]:
     return {**crowd.totals(), "behind": crowd.behind(), "by_slot": crowd.by_slot()}
 
 
+async def server_side(cluster: Cluster) -> dict[str, Any]:
+    """What the instances themselves counted (the dashboard's per-instance totals): conflation
+    for clients that fell behind explains seq jumps a client sees without a `resync`."""
+    view = await asyncio.to_thread(cluster.cluster_view)
+    if view is None:
+        return {}
+    totals = [i.get("totals") or {} for i in view["cluster"]["instances"]]
+    return {
+        "conflated": sum(int(t.get("conflated") or 0) for t in totals),
+        "feed_gaps": sum(int(t.get("gaps") or 0) for t in totals),
+        "instances_in_view": len(totals),
+    }
+
+
 async def caught_up(crowd: Crowd, within: float = 30.0) -> float | None:
     """Seconds until no client is more than 3 ticks behind the crowd's latest (None: never)."""
     return await until(lambda: crowd.behind() == 0, within, every=0.5)
@@ -103,6 +117,7 @@ async def rolling_deploy(cluster: Cluster, crowd: Crowd, log: Log) -> dict[str, 
     view = await view_matches(cluster, crowd, 15)
     return {
         "caught_up_s": caught,
+        "server": await server_side(cluster),
         "before": before,
         "steps": steps,
         "moves": move_summary(crowd.moves_since(t0), t0),
@@ -194,6 +209,7 @@ async def scale_out(cluster: Cluster, crowd: Crowd, log: Log, to: int, add: int)
         "clients_by_slot_before": before, "new_clients": add,
         "new_clients_by_slot": dict(sorted(spread.items())), "new_clients_on_new_instances": on_new,
         "dashboard": view, "after": final_counts(crowd), "caught_up_s": caught,
+        "server": await server_side(cluster),
     }  # fmt: skip
 
 

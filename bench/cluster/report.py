@@ -85,7 +85,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| rolling deploy ({len(r['steps'])} x SIGTERM, new first) | {after['connected']}/"
             f"{after['clients']} connected at the end, gaps {after['gaps']}, duplicates "
-            f"{after['duplicates']}, every client caught up after {r.get('caught_up_s')} s; "
+            f"{after['duplicates']} (instances conflated "
+            f"{(r.get('server') or {}).get('conflated')} ticks for clients that fell behind), "
+            f"every client caught up after {r.get('caught_up_s')} s; "
             f"{mv['moves']} moves "
             f"({mv['asked']} asked, {mv['lost']} lost, {mv['recovered']} recovered), reconnect "
             f"p50 {_ms(mv['reconnect_ms']['p50'])} / p99 {_ms(mv['reconnect_ms']['p99'])} / max "
