@@ -1,7 +1,10 @@
 """Recent ticks per symbol, so any instance can replay what a reconnecting client missed.
 
-Rule: bounded by count per symbol and by age; a resume is answered only when the ring provably
-holds every tick after the client's seq (contiguous seqs), otherwise the caller sends a snapshot.
+Rule: bounded by count per symbol, by age, and by a total over all symbols (`max_total`: at
+20,000 ticks/s a 300 s window would be millions of ticks); past the total the globally oldest
+entries go first (one order deque, O(1) per tick). A resume is answered only when the ring
+provably holds every tick after the client's seq (contiguous seqs), otherwise the caller sends a
+snapshot. `forget` drops a symbol (evicted by the hub's symbol cap).
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ Entry = tuple[Tick, str]  # the tick and its encoded JSON, shared with every cli
 class RecentTicks:
     """A ring of the last `size` ticks (and at most `max_age` seconds) of every symbol."""
 
-    def __init__(self, size: int, max_age: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, size: int, max_age: float, clock: Callable[[], float], max_total: int = 0
+    ) -> None:
         self._size = size
         self._max_age = max_age
         self._clock = clock
+        self._max_total = max_total  # 0: no total bound
         self._rings: dict[str, deque[tuple[float, Tick, str]]] = {}
+        self._order: deque[str] = deque()  # the symbol of every append, oldest first
+        self._total = 0  # entries appended and not yet popped through `_order`
 
     def append(self, tick: Tick, encoded: str) -> None:
         """Add an accepted tick; a seq jump restarts the ring (older ticks cannot be replayed)."""
@@ -31,6 +39,24 @@ class RecentTicks:
         elif ring and ring[-1][1].seq + 1 != tick.seq:
             ring.clear()
         ring.append((self._clock(), tick, encoded))
+        if self._max_total:
+            self._order.append(tick.symbol)
+            self._total += 1
+            if self._total > self._max_total:
+                self._trim()
+
+    def _trim(self) -> None:
+        # The oldest append's ring loses its oldest entry (it may already have lost it to its own
+        # bounds: then a slightly newer one goes; contiguity holds, the newest always stays).
+        symbol = self._order.popleft()
+        self._total -= 1
+        ring = self._rings.get(symbol)
+        if ring is not None and len(ring) > 1:
+            ring.popleft()
+
+    def forget(self, symbol: str) -> None:
+        """Drop every tick of `symbol` (its order entries age out through `_trim`)."""
+        self._rings.pop(symbol, None)
 
     def since(self, symbol: str, seq: int) -> list[Entry] | None:
         """Every held tick of `symbol` after `seq`, or None when some of them are no longer held."""

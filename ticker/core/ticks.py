@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ticker.core.errors import InvalidTick
@@ -14,6 +15,10 @@ from ticker.core.errors import InvalidTick
 SYMBOL_RE = re.compile(r"[A-Z0-9.\-]{1,15}")
 OPTIONAL_FIELDS = ("volume", "bid", "ask", "open")
 MAX_SEQ = 2**63 - 1
+# A plausible `ts` (epoch ms): from 2000-01-01 to 2100-01-01 UTC. 0, negative or far-future
+# values (2**62) are producer bugs or hostile; they are refused, never forwarded to clients.
+MIN_TS_MS = 946_684_800_000
+MAX_TS_MS = 4_102_444_800_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +80,28 @@ def _integer(name: str, value: object) -> int:
     return value
 
 
+def _timestamp(value: object) -> int:
+    ts = _integer("ts", value)
+    if not MIN_TS_MS <= ts <= MAX_TS_MS:
+        raise InvalidTick(f"ts out of range: {ts} (epoch ms between 2000 and 2100 expected)")
+    return ts
+
+
 def make_tick(symbol: object, price: object, seq: object, ts: object, **extra: object) -> Tick:
     """Validate the fields of a price event and return a `Tick`.
 
     Unknown extra fields are dropped; the optional numeric ones (volume, bid, ask, open) are kept.
     """
+    return build_tick(symbol, price, seq, ts, extra)
+
+
+def build_tick(
+    symbol: object, price: object, seq: object, ts: object, extra: Mapping[str, object]
+) -> Tick:
+    """`make_tick` with the extra fields as a mapping (the decoder's path: no kwargs to build)."""
     sym = normalise_symbol(symbol)
     px = _number("price", price)
     if px <= 0:
         raise InvalidTick(f"price must be positive, got {px}")
     kept = {k: _keep(k, extra[k]) for k in OPTIONAL_FIELDS if extra.get(k) is not None}
-    return Tick(sym, px, _integer("seq", seq), _integer("ts", ts), kept)
+    return Tick(sym, px, _integer("seq", seq), _timestamp(ts), kept)
