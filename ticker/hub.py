@@ -88,7 +88,7 @@ class Hub:
     ) -> None:
         self.book = LatestBook()
         self.history = history
-        self.sequencer = sequencer or Sequencer(0.0, clock)
+        self.sequencer = sequencer if sequencer is not None else Sequencer(0.0, clock)
         self.counters = HubCounters(order=self.sequencer.counters)
         self.max_symbols = max_symbols  # 0: no cap
         self._latest_encoded: dict[str, str] = {}
@@ -128,6 +128,9 @@ class Hub:
             for session in sessions:
                 if gap:
                     session.resync([symbol])
+                    if tick.seq <= session.outbox.last_seq.get(symbol, -1):
+                        # re-based below a poisoned seq: the client's seq gate starts afresh
+                        session.outbox.forget(symbol)
                 session.offer(symbol, tick.seq, encoded, tick.ts)
             self.counters.deliveries += len(sessions)
 
