@@ -1,14 +1,16 @@
 """Scenario C: publisher -> Pub/Sub emulator -> server -> clients, and the bare emulator hop.
 
 Rule: one topic, two subscriptions (the server's own and the hop's), the same published ticks and
-the same measurement window, so "added p99" = server-path p99 - hop p99 of one run. The publisher,
-the hop and the load share the load core; the emulator (a JVM that needs more than what is left of
-one core) and the server float over both: pinned to one core, the server's Pub/Sub client threads
-fell seconds behind the hop at 1,000 msg/s with the process ~10 % busy (see bench/README.md).
+the same measurement window, so "added p99" = server-path p99 - hop p99 of one run. The load is
+pinned to the load core; the publisher, the hop, the emulator (a JVM that needs more than what is
+left of one core) and the server float over both: pinned to one core, the server's Pub/Sub client
+threads fell seconds behind the hop at 1,000 msg/s with the process ~10 % busy (bench/README.md),
+and the publisher beside 1,000 clients on the load core made only ~10,500 of 20,000 ticks/s.
 Points (issue 8): 1,000 ticks/s one tick per message (the old wire format, the billing baseline),
 then packed (`--pack-ms 10`) at 1,000 / 5,000 / 20,000 ticks/s, 2,000 symbols, 1,000 clients x 5
-symbols, and 20,000 ticks/s with a single client (the ingest cost alone). The server is the
-production entrypoint (`python -m ticker.serve`). Per point: delivered, p50/p99 and what the
+symbols, and 20,000 ticks/s with a single client (the ingest cost alone), under uvloop (what
+`ticker.serve` picks when installed) and asyncio's own loop. The server is the production
+entrypoint (`python -m ticker.serve`). Per point: delivered, p50/p99 and what the
 service adds over the hop, server CPU per 1,000 ticks ingested split into the event loop (main
 thread) and the Pub/Sub client's threads, messages/s, ticks per message, and billed bytes per
 tick (Pub/Sub bills >= 1,000 bytes per message: one publish plus one delivery per subscription).
@@ -110,7 +112,7 @@ class RealPathHooks:
         log = self.logdir / "realpath.log"
         self.hop = procs.start(
             [sys.executable, "-m", "bench.hop", PROJECT, self.topic],
-            cpus=self.cpus,
+            cpus=None,  # floats like the server: a starved hop would flatter "added"
             env=self.env,
             log=log,
             stdin=subprocess.PIPE,
@@ -134,7 +136,8 @@ class RealPathHooks:
                 "--pack-ms",
                 f"{self.pack_ms:g}",
             ],
-            cpus=self.cpus,
+            # floats: on the load core beside 1,000 clients it fell to ~10,500 ticks/s at 20,000
+            cpus=None,
             env=self.env,
             log=log,
         )
@@ -174,7 +177,9 @@ C_POINTS: tuple[tuple[str, float, float, bool], ...] = (
     ("5k", 5000.0, 10.0, True),
     ("20k", 20000.0, 10.0, True),
     ("20k ingest only", 20000.0, 10.0, False),
+    ("20k ingest only, asyncio", 20000.0, 10.0, False),  # ticker.serve without uvloop
 )
+NO_UVLOOP = ROOT / "bench" / "shims" / "no_uvloop"  # an `import uvloop` that fails
 C_SYMBOLS = 2000
 C_PER = 5
 
@@ -192,8 +197,11 @@ def scenario_c(
         for name, rate, pack_ms, with_clients in C_POINTS:
             if profile.name == "quick" and name not in ("1k", "20k"):
                 continue
+            extra = dict(env_extra)
+            if "asyncio" in name:
+                extra["PYTHONPATH"] = f"{NO_UVLOOP}:{ROOT}"
             point = _c_point(
-                profile, logdir, host, rate, pack_ms, with_clients, load_cpus, env_extra, kw
+                profile, logdir, host, rate, pack_ms, with_clients, load_cpus, extra, kw
             )
             point["name"] = name
             points.append(point)

@@ -306,15 +306,27 @@ def _clients(a: dict[str, Any]) -> str:
 
 
 def write(results: dict[str, Any], outdir: Path = RESULTS) -> Path:
-    """Write <stamp>.json, latest.md and chart.png; return the JSON path."""
+    """Write <stamp>.json, latest.md and chart.png; return the JSON path.
+
+    A run of scenario C alone (`--scenarios C`) writes <stamp>-<profile>-C.json and
+    `latest-C.md` instead, so it never replaces the fan-out tables and chart of a full run.
+    """
     outdir.mkdir(parents=True, exist_ok=True)
     results["summary"] = summarise(results)
     stamp = results["started"].replace(":", "").replace("-", "")[:15]
-    path = outdir / f"{stamp}-{results['profile']}.json"
+    only_c = set(results["scenarios"]) == {"C"}
+    suffix = "-C" if only_c else ""
+    path = outdir / f"{stamp}-{results['profile']}{suffix}.json"
     path.write_text(json.dumps(results, indent=1) + "\n")
-    (outdir / "latest.md").write_text(markdown(results))
-    chart(results, outdir / "chart.png")
+    (outdir / f"latest{suffix}.md").write_text(markdown(results))
+    if not only_c:
+        chart(results, outdir / "chart.png")
     return path
+
+
+def latest_name(results: dict[str, Any]) -> str:
+    """The markdown file `write` produced for these results."""
+    return "latest-C.md" if set(results["scenarios"]) == {"C"} else "latest.md"
 
 
 if __name__ == "__main__":
