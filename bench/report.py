@@ -31,6 +31,7 @@ C_KEYS = (
     "added_p50",
     "added_p99",
     "delivered",
+    "delivered_of_made",
     "deliveries_per_s",
     "server_cpu_frac",
     "cpu_ms_per_1000_ingested",
@@ -207,13 +208,15 @@ def markdown(results: dict[str, Any]) -> str:
             "loop and the "
             "Pub/Sub client's threads; billed = one publish + one delivery, >= 1,000 B each:",
             "",
-            "| point | clients | delivered | p50 / p99 ms | hop p50 / p99 | added p50 / p99 | "
-            "CPU ms/1k ticks (loop + threads) | msgs/s | ticks/msg | billed B/tick |",
+            "| point | clients | delivered (of made) | p50 / p99 ms | hop p50 / p99 | "
+            "added p50 / p99 | CPU ms/1k ticks (loop + threads) | msgs/s | ticks/msg | "
+            "billed B/tick |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for c in s["C"]:
             lines.append(
-                f"| {c['name']} | {c['clients']} | {_pct(c['delivered'])} | {_n(c['p50'])} / "
+                f"| {c['name']} | {c['clients']} | {_pct(c['delivered'])} "
+                f"({_pct(c['delivered_of_made'])}) | {_n(c['p50'])} / "
                 f"{_n(c['p99'])} | {_n(c['hop_p50'])} / {_n(c['hop_p99'])} | "
                 f"{_n(c['added_p50'])} / {_n(c['added_p99'])} | "
                 f"{_n(c['cpu_ms_per_1000_ingested'])} ({_n(c['loop_ms_per_1000_ingested'])} + "

@@ -211,8 +211,8 @@ class Hub:
                 session.outbox.last_seq[symbol] = since[symbol]
                 if max_rate is not None:
                     replay = replay[-1:]
-                for tick, encoded in replay:
-                    session.offer(symbol, tick.seq, encoded, tick.ts)
+                for seq, ts, encoded in replay:
+                    session.offer(symbol, seq, encoded, ts)
             else:
                 self._send_snapshot(session, symbol)
         return recovered

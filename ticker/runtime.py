@@ -127,8 +127,9 @@ class Runtime:
             return
         before = counters.malformed_ticks
         counters.malformed_ticks += len(problems)
-        if before // MALFORMED_LOG_EVERY != counters.malformed_ticks // MALFORMED_LOG_EVERY or (
+        if (
             before == 0
+            or before // MALFORMED_LOG_EVERY != counters.malformed_ticks // MALFORMED_LOG_EVERY
         ):
             log.warning(
                 "%d malformed tick(s) dropped from a packed message (total %d): %s",
