@@ -112,8 +112,7 @@ class Runtime:
         decoded = decode_message(data)
         if decoded.packed:
             counters.packed_in += 1
-        for tick in decoded.ticks:
-            hub.ingest(tick)
+        hub.ingest_many(decoded.ticks)
         if decoded.problems:
             self._count_malformed(decoded.whole, decoded.problems)
         hub.sweep()
