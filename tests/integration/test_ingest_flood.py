@@ -38,11 +38,27 @@ CAP = 2_000
 RSS_BOUND_MB = 40  # the cap's share (2,000 symbols) plus allocator slack; uncapped: +144 MB
 
 
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Hypercorn serves from a worker process under the CLI's)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    """Resident memory of the server's process tree, from /proc/<pid>/status."""
+    total = 0
+    for member in _tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
 
 
 def _tick(symbol: str, seq: int) -> dict[str, object]:
