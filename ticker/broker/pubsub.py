@@ -13,7 +13,9 @@ Rules (see RELIABILITY.md, measured on the emulator):
   the supervisor: subscription gone (emulator restarted, janitor) -> recreate under a new name at
   once; present but silent while canaries publish fine -> stalled, replace it (with backoff);
   Pub/Sub unreachable -> wait (readiness is 503 meanwhile).
-- FlowControl values are ints: a float silently stops delivery.
+- FlowControl values are ints: a float silently stops delivery. One streaming pull suffices with
+  packed messages (~80 messages/s at 20,000 ticks/s, measured in bench C); 2,000 messages /
+  16 MiB of leases hold ~4 s of such a feed.
 - No message ordering on the subscription (and canaries carry no ordering key): order comes
   from `seq` (the hub's reorder window); with ordering the Python subscriber releases a key's
   next message only after the previous one's ack, which capped ingest near 1,000 msg/s.
