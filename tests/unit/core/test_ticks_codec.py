@@ -165,3 +165,11 @@ def test_error_frames_escape_client_text():
     text = error_frame("bad_symbol", 'invalid symbol "<script>"')
     assert "<script>" in orjson.loads(text)["message"]
     assert orjson.loads(text)["code"] == "bad_symbol"
+
+
+def test_number_subclasses_take_the_general_path_and_pass():
+    class Count(int):
+        pass
+
+    tick = make_tick("AAPL", 1.0, Count(5), Count(MIN_TS_MS), volume=Count(300), bid=0.5)
+    assert (tick.seq, tick.ts, tick.extra) == (5, MIN_TS_MS, {"volume": 300, "bid": 0.5})
