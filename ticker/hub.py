@@ -5,8 +5,8 @@ Rules:
   with `call_soon_threadsafe`), so subscribe/snapshot and ingest never interleave: a client gets
   its snapshot or replay and then every later tick, with no gap and no duplicate.
 - Order per symbol comes from `seq` through the `Sequencer` (reorder window, gaps, poison
-  recovery); `sweep()` releases holes whose time is up and must be called regularly (after each
-  message and from a periodic timer).
+  recovery); `sweep()` releases holes whose time is up and must be called regularly (the runtime
+  does it from a periodic timer, between the broker's batches).
 - Memory is bounded by `max_symbols` tracked symbols: a new symbol beyond it evicts the least
   recently updated symbol nobody here subscribes to (book, encoded cache, history, sequencer
   state). Subscribed symbols are never evicted; if every candidate looked at is subscribed the

@@ -5,8 +5,9 @@ broker arrive on the loop thread, one tick or a packed `{"ticks": [...]}` each, 
 orjson call; every tick is validated on its own (a bad one never drops its neighbours); bad
 messages and bad ticks are counted, logged once per N, and dropped. Decoding runs on the loop,
 not on the Pub/Sub client's threads: both hold the GIL, so moving it buys no CPU, and here the
-ticks of one message stay together in arrival order. A sweep every `reorder_ms / 2` releases
-holes in seq whose wait is over even when no further message arrives.
+ticks of one message stay together in arrival order. Holes in seq whose wait is over are released
+by a sweep every `reorder_ms / 2`, never in the middle of a batch: while the loop works through a
+backlog, the message that fills a hole may already sit in the same batch.
 """
 
 from __future__ import annotations
@@ -115,7 +116,6 @@ class Runtime:
         hub.ingest_many(decoded.ticks)
         if decoded.problems:
             self._count_malformed(decoded.whole, decoded.problems)
-        hub.sweep()
 
     def _count_malformed(self, whole: bool, problems: list[str]) -> None:
         counters = self.hub.counters

@@ -77,21 +77,33 @@ async def test_junk_symbols_leave_memory_bounded_and_live_symbols_flowing(
 ):
     topic = unique_name("flood")
     server = start_pubsub_server(start_server, emulator, topic, TICKER_MAX_TRACKED_SYMBOLS=str(CAP))
-    pid = server.proc.pid
     client = WsClient(server.url.replace("http", "ws") + "/ws", server.url, ["LIVE"])
     await client.start()
     publisher = pubsub_v1.PublisherClient()
+    try:
+        await _flood(server, client, publisher, topic)
+    finally:
+        await client.stop()
+        with contextlib.suppress(gexc.GoogleAPICallError):
+            publisher.stop()
+
+
+async def _flood(server, client, publisher, topic) -> None:
+    pid = server.proc.pid
     topic_path = publisher.topic_path(PROJECT, topic)
     warm = [publisher.publish(topic_path, orjson.dumps(_tick("LIVE", 1)), symbol="LIVE")]
     await asyncio.to_thread(lambda: [f.result(30) for f in warm])
     await poll_until(lambda: client.ticks, timeout(15), "the first live tick")
     before = rss_mb(pid)
-    futures = []
-    for batch in range(JUNK // PER_MESSAGE):
-        junk = [_tick(f"J{batch:03d}X{i:04d}", 1) for i in range(PER_MESSAGE)]
-        live = _tick("LIVE", batch + 2)
-        futures.append(publisher.publish(topic_path, orjson.dumps({"ticks": [*junk, live]})))
-    await asyncio.to_thread(lambda: [f.result(60) for f in futures])
+
+    def flood() -> None:  # in publishing order, one message after the other: a steady feed
+        for batch in range(JUNK // PER_MESSAGE):
+            junk = [_tick(f"J{batch:03d}X{i:04d}", 1) for i in range(PER_MESSAGE)]
+            live = _tick("LIVE", batch + 2)
+            data = orjson.dumps({"ticks": [*junk, live]})
+            publisher.publish(topic_path, data).result(60)
+
+    await asyncio.to_thread(flood)
     last = JUNK // PER_MESSAGE + 1
     await poll_until(lambda: client.ticks[-1][1] == last, timeout(60), "every live tick")
     after = rss_mb(pid)
@@ -107,9 +119,6 @@ async def test_junk_symbols_leave_memory_bounded_and_live_symbols_flowing(
     assert after - before <= RSS_BOUND_MB, f"RSS {before:.0f} -> {after:.0f} MB"
     assert http_status(server.url + "/readiness_check") == 200
     print(f"junk flood: RSS {before:.0f} -> {after:.0f} MB, tracked {tracked:.0f}")
-    await client.stop()
-    with contextlib.suppress(gexc.GoogleAPICallError):
-        publisher.stop()
 
 
 @contextlib.contextmanager

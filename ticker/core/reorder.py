@@ -18,7 +18,8 @@ Rules (Pub/Sub may redeliver and reorder; order never comes from the broker):
   (any producer may publish; the contract has no producer identity), which it could do anyway
   with plausible seqs. What it can no longer do: freeze a symbol with one message.
 - Cheap: no timer per symbol. Deadlines sit in one heap; `due()` pops only what is due and is
-  O(1) when nothing is (call it after each message and from one periodic sweep).
+  O(1) when nothing is (call it from one periodic sweep, between batches of messages: in the
+  middle of a backlog the tick that fills a hole may be in the same batch).
 Pure: the clock is injected; nothing here does I/O.
 """
 
