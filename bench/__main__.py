@@ -102,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     results["loadavg_end"] = os.getloadavg()
     results["duration_s"] = round(time.monotonic() - started)
     path = report.write(results, args.out)
-    log(f"wrote {path}, {args.out / 'latest.md'} and {args.out / 'chart.png'}")
-    print((args.out / "latest.md").read_text())
+    md = args.out / report.latest_name(results)
+    log(f"wrote {path} and {md}")
+    print(md.read_text())
     if not args.keep_logs:
         shutil.rmtree(logdir, ignore_errors=True)
     return 0

@@ -105,8 +105,10 @@ def run_point(spec: PointSpec, logdir: Path, hooks: Any = None) -> dict[str, Any
         pids = procs.tree(server.pid)
         _sleep_until(t0)
         cpu0 = procs.cpu_times(pids)
+        split0 = procs.thread_cpu(server.pid)
         _sleep_until(t1)
         cpu1 = procs.cpu_times(pids)
+        split1 = procs.thread_cpu(server.pid)
         rss_loaded = procs.rss_bytes(pids)
         summed, hist = load.results(spec.grace + 30)
         extra = hooks.results() if hooks is not None else {}
@@ -116,7 +118,11 @@ def run_point(spec: PointSpec, logdir: Path, hooks: Any = None) -> dict[str, Any
         procs.stop(server)
     user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
     point = _figures(spec, ready, summed, hist, user + system, rss_idle, rss_loaded)
-    return point | {"server_sys_share": round(system / max(user + system, 1e-9), 3)} | extra
+    split = {
+        "loop_cpu_s": round(split1[0] - split0[0], 3),
+        "threads_cpu_s": round(split1[1] - split0[1], 3),
+    }
+    return point | {"server_sys_share": round(system / max(user + system, 1e-9), 3)} | split | extra
 
 
 def _sleep_until(t: float) -> None:

@@ -113,6 +113,25 @@ def cpu_times(pids: Sequence[int]) -> tuple[float, float]:
     return user / CLK_TCK, system / CLK_TCK
 
 
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """(main thread, all other threads) CPU seconds of one process, from /proc/<pid>/task/*/stat.
+
+    In the server the main thread runs the event loop; the others are the Pub/Sub client's
+    (gRPC polling, the callback pool, leasing) and the executor's.
+    """
+    main = others = 0
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                used = int(fields[11]) + int(fields[12])
+                if task.name == str(pid):
+                    main += used
+                else:
+                    others += used
+    return main / CLK_TCK, others / CLK_TCK
+
+
 def rss_bytes(pids: Sequence[int]) -> int:
     """Proportional set size (RSS with shared pages split) of the processes in `pids`.
 

@@ -1,12 +1,20 @@
 """Scenario C: publisher -> Pub/Sub emulator -> server -> clients, and the bare emulator hop.
 
 Rule: one topic, two subscriptions (the server's own and the hop's), the same published ticks and
-the same measurement window, so "added p99" = server-path p99 - hop p99 of one run. The publisher,
-the hop and the load share the load core; the emulator (a JVM that needs more than what is left of
-one core) and the server float over both: pinned to one core, the server's Pub/Sub client threads
-fell seconds behind the hop at 1,000 msg/s with the process ~10 % busy (see bench/README.md).
-Each client follows 1 of 50 symbols: this scenario measures the latency the service adds, not its
-fan-out ceiling (that is A).
+the same measurement window, so "added p99" = server-path p99 - hop p99 of one run. The load is
+pinned to the load core; the publisher, the hop, the emulator (a JVM that needs more than what is
+left of one core) and the server float over both: pinned to one core, the server's Pub/Sub client
+threads fell seconds behind the hop at 1,000 msg/s with the process ~10 % busy (bench/README.md),
+and the publisher beside 1,000 clients on the load core made only ~10,500 of 20,000 ticks/s.
+Points (issue 8): 1,000 ticks/s one tick per message (the old wire format, the billing baseline),
+then packed (`--pack-ms 10`) at 1,000 / 5,000 / 20,000 ticks/s, 2,000 symbols, 1,000 clients x 5
+symbols, and 20,000 ticks/s with a single client (the ingest cost alone), under uvloop (what
+`ticker.serve` picks when installed) and asyncio's own loop. The server is the production
+entrypoint (`python -m ticker.serve`). Per point: delivered, p50/p99 and what the
+service adds over the hop, server CPU per 1,000 ticks ingested split into the event loop (main
+thread) and the Pub/Sub client's threads, messages/s, ticks per message, and billed bytes per
+tick (Pub/Sub bills >= 1,000 bytes per message: one publish plus one delivery per subscription).
+`python -m bench --scenarios C` runs it alone.
 """
 
 from __future__ import annotations
@@ -63,14 +71,21 @@ class RealPathHooks:
     """Starts the hop subscriber and the publisher once the clients are connected."""
 
     def __init__(
-        self, host: str, topic: str, syms: list[str], rate: float, logdir: Path, cpus: str
+        self,
+        host: str,
+        topic: str,
+        syms: list[str],
+        rate: float,
+        logdir: Path,
+        cpus: str,
+        pack_ms: float = 10.0,
     ) -> None:
         self.env = {
             "PUBSUB_EMULATOR_HOST": host,
             "GOOGLE_CLOUD_PROJECT": PROJECT,
             "PYTHONPATH": str(ROOT),
         }
-        self.topic, self.syms, self.rate = topic, syms, rate
+        self.topic, self.syms, self.rate, self.pack_ms = topic, syms, rate, pack_ms
         self.logdir, self.cpus = logdir, cpus
         self.hop: subprocess.Popen[bytes] | None = None
         self.publisher: subprocess.Popen[bytes] | None = None
@@ -97,7 +112,7 @@ class RealPathHooks:
         log = self.logdir / "realpath.log"
         self.hop = procs.start(
             [sys.executable, "-m", "bench.hop", PROJECT, self.topic],
-            cpus=self.cpus,
+            cpus=None,  # floats like the server: a starved hop would flatter "added"
             env=self.env,
             log=log,
             stdin=subprocess.PIPE,
@@ -118,8 +133,11 @@ class RealPathHooks:
                 "0",
                 "--topic",
                 self.topic,
+                "--pack-ms",
+                f"{self.pack_ms:g}",
             ],
-            cpus=self.cpus,
+            # floats: on the load core beside 1,000 clients it fell to ~10,500 ticks/s at 20,000
+            cpus=None,
             env=self.env,
             log=log,
         )
@@ -143,49 +161,123 @@ class RealPathHooks:
         hist = Histogram(bucket_ms=res["bucket_ms"])
         hist.add(res["hist"])
         pct = percentiles(hist)
-        return {"hop_received": res["received"], **{f"hop_{k}": v for k, v in pct.items()}}
+        return {
+            "hop_received": res["received"],
+            "hop_window_messages": res["window_messages"],
+            "hop_window_bytes": res["window_bytes"],
+            "hop_window_billed": res["window_billed"],
+            **{f"hop_{k}": v for k, v in pct.items()},
+        }
+
+
+C_POINTS: tuple[tuple[str, float, float, bool], ...] = (
+    # name, ticks/s, --pack-ms, with the clients (else one client: ingest alone)
+    ("1k unpacked", 1000.0, 0.0, True),
+    ("1k", 1000.0, 10.0, True),
+    ("5k", 5000.0, 10.0, True),
+    ("20k", 20000.0, 10.0, True),
+    ("20k ingest only", 20000.0, 10.0, False),
+    ("20k ingest only, asyncio", 20000.0, 10.0, False),  # ticker.serve without uvloop
+)
+NO_UVLOOP = ROOT / "bench" / "shims" / "no_uvloop"  # an `import uvloop` that fails
+C_SYMBOLS = 2000
+C_PER = 5
 
 
 def scenario_c(
     profile: Profile, logdir: Path, log: Log, load_cpus: str = "1", **kw: Any
 ) -> dict[str, Any]:
+    """Every point of C on one emulator; returns {"points": [...]}."""
     # Pinned to one core beside the publisher and the load, the JVM fell seconds behind at
     # 500 msg/s (hop p99 1.4 s); on both cores it answers in tens of ms. So it floats.
     emulator, host = start_emulator(logdir, "0,1")
+    env_extra = kw.pop("env", {})
+    points = []
     try:
-        topic = f"bench-{uuid.uuid4().hex[:8]}"
-        syms = symbols(50)
-        env = {
-            "TICKER_BROKER": "pubsub",
-            "PUBSUB_EMULATOR_HOST": host,
-            "GOOGLE_CLOUD_PROJECT": PROJECT,
-            "TICKER_TOPIC": topic,
-            **kw.pop("env", {}),
-        }
-        spec = PointSpec(
-            STACKS["ticker"],
-            profile.c_rate,
-            profile.c_clients,
-            syms,
-            profile.c_per,
-            window=profile.c_window,
-            warmup=4.0,
-            grace=5.0,
-            env=env,
-            external_feed=True,
-            server_cpus=None,  # pinned to one core, its Pub/Sub threads lagged seconds behind
-            load_cpus=load_cpus,
-            **kw,
-        )
-        hooks = RealPathHooks(host, topic, syms, profile.c_rate, logdir, load_cpus)
-        point = run_point(spec, logdir, hooks)
+        for name, rate, pack_ms, with_clients in C_POINTS:
+            if profile.name == "quick" and name not in ("1k", "20k"):
+                continue
+            extra = dict(env_extra)
+            if "asyncio" in name:
+                extra["PYTHONPATH"] = f"{NO_UVLOOP}:{ROOT}"
+            point = _c_point(
+                profile, logdir, host, rate, pack_ms, with_clients, load_cpus, extra, kw
+            )
+            point["name"] = name
+            points.append(point)
+            log(
+                f"C {name}: " + _summary(point) + f" hop p50={point['hop_p50']} "
+                f"p99={point['hop_p99']} added p99={point.get('added_p99')} "
+                f"cpu/1k ingested={point.get('cpu_ms_per_1000_ingested')} ms "
+                f"(loop {point.get('loop_ms_per_1000_ingested')}, "
+                f"threads {point.get('threads_ms_per_1000_ingested')}) "
+                f"msgs/s={point.get('messages_per_s')} billed B/tick={point.get('billed_per_tick')}"
+            )
     finally:
         procs.stop(emulator)
+    return {"points": points}
+
+
+def _c_point(
+    profile: Profile,
+    logdir: Path,
+    host: str,
+    rate: float,
+    pack_ms: float,
+    with_clients: bool,
+    load_cpus: str,
+    env_extra: dict[str, str],
+    kw: dict[str, Any],
+) -> dict[str, Any]:
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    syms = symbols(C_SYMBOLS)
+    env = {
+        "TICKER_BROKER": "pubsub",
+        "PUBSUB_EMULATOR_HOST": host,
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "TICKER_TOPIC": topic,
+        **env_extra,
+    }
+    clients = profile.c_clients if with_clients else 1
+    spec = PointSpec(
+        STACKS["ticker-serve"],
+        rate,
+        clients,
+        syms,
+        C_PER if with_clients else 1,
+        window=profile.c_window,
+        warmup=4.0,
+        grace=5.0,
+        env=env,
+        external_feed=True,
+        server_cpus=None,  # pinned to one core, its Pub/Sub threads lagged seconds behind
+        load_cpus=load_cpus,
+        **kw,
+    )
+    hooks = RealPathHooks(host, topic, syms, rate, logdir, load_cpus, pack_ms)
+    point = run_point(spec, logdir, hooks)
+    point["pack_ms"] = pack_ms
     if point["p99"] is not None and point["hop_p99"] is not None:
         point["added_p50"] = round(point["p50"] - point["hop_p50"], 2)
         point["added_p99"] = round(point["p99"] - point["hop_p99"], 2)
-    log(
-        _summary(point) + f" hop p50={point['hop_p50']} p99={point['hop_p99']}"
-        f" added p99={point.get('added_p99')}"
-    )
+    window = spec.window
+    made = point["produced_vs_nominal"] or 1.0
+    # 100 % of what the feed made in the window when it made less than nominal: with 2,000
+    # symbols at 1,000 ticks/s a symbol ticks every 2 s, so the seq ranges of a short window are
+    # lumpy; `delivered` (against the larger of nominal and made) stays the headline figure.
+    point["delivered_of_made"] = round(point["delivered"] / min(made, 1.0), 4)
+    ingested = rate * window / 1000  # thousands of ticks offered in the window
+    for key, seconds in (
+        ("cpu_ms_per_1000_ingested", point["server_cpu_s"]),
+        ("loop_ms_per_1000_ingested", point["loop_cpu_s"]),
+        ("threads_ms_per_1000_ingested", point["threads_cpu_s"]),
+    ):
+        point[key] = round(seconds * 1000 / ingested, 3)
+    messages = point["hop_window_messages"]
+    point["messages_per_s"] = round(messages / window, 1)
+    if messages and point["hop_received"]:
+        point["ticks_per_message"] = round(point["hop_received"] / messages, 1)
+        point["bytes_per_message"] = round(point["hop_window_bytes"] / messages)
+        # one publish and one delivery per subscription, each >= 1,000 bytes
+        point["billed_per_tick"] = round(2 * point["hop_window_billed"] / point["hop_received"])
     return point

@@ -20,6 +20,30 @@ from bench.stacks import BASELINES, STACKS
 RESULTS = Path(__file__).parent / "results"
 
 
+C_KEYS = (
+    "name",
+    "rate",
+    "clients",
+    "p50",
+    "p99",
+    "hop_p50",
+    "hop_p99",
+    "added_p50",
+    "added_p99",
+    "delivered",
+    "delivered_of_made",
+    "deliveries_per_s",
+    "server_cpu_frac",
+    "cpu_ms_per_1000_ingested",
+    "loop_ms_per_1000_ingested",
+    "threads_ms_per_1000_ingested",
+    "messages_per_s",
+    "ticks_per_message",
+    "bytes_per_message",
+    "billed_per_tick",
+)
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     cpu = next(
@@ -119,20 +143,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         }
     out: dict[str, Any] = {"stacks": rows, "ratios": ratios}
     if "C" in sc:
-        c = sc["C"]
-        out["C"] = {
-            k: c.get(k)
-            for k in (
-                "p50",
-                "p99",
-                "hop_p50",
-                "hop_p99",
-                "added_p50",
-                "added_p99",
-                "delivered",
-                "deliveries_per_s",
-            )
-        }
+        out["C"] = [{k: c.get(k) for k in C_KEYS} for c in sc["C"].get("points", [])]
     if "D" in sc:
         one = (sc.get("A", {}).get("ticker", {}).get("best") or {}).get("deliveries_per_s")
         two = (sc["D"]["best"] or {}).get("deliveries_per_s")
@@ -189,20 +200,29 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_n(r['b_rss'])}x |"
             )
     if "C" in s:
-        c = s["C"]
         lines += [
             "",
-            "(C) real path, publisher -> emulator -> server -> clients, same run:",
+            "(C) real path, publisher -> emulator -> `python -m ticker.serve` -> clients, and the "
+            "bare hop (publish -> a plain subscriber's callback) in the same window; 2,000 "
+            "symbols, clients x 5 symbols; CPU per 1,000 ticks ingested split into the event "
+            "loop and the "
+            "Pub/Sub client's threads; billed = one publish + one delivery, >= 1,000 B each:",
             "",
-            "| path | p50 ms | p99 ms |",
-            "|---|---:|---:|",
-            f"| bare emulator hop (publish -> subscriber callback) | {_n(c['hop_p50'])} | "
-            f"{_n(c['hop_p99'])} |",
-            f"| through the ticker to the clients | {_n(c['p50'])} | {_n(c['p99'])} |",
-            f"| added by the service | {_n(c['added_p50'])} | {_n(c['added_p99'])} |",
-            "",
-            f"Delivered {_pct(c['delivered'])} at {_n(c['deliveries_per_s'])} deliveries/s.",
+            "| point | clients | delivered (of made) | p50 / p99 ms | hop p50 / p99 | "
+            "added p50 / p99 | CPU ms/1k ticks (loop + threads) | msgs/s | ticks/msg | "
+            "billed B/tick |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        for c in s["C"]:
+            lines.append(
+                f"| {c['name']} | {c['clients']} | {_pct(c['delivered'])} "
+                f"({_pct(c['delivered_of_made'])}) | {_n(c['p50'])} / "
+                f"{_n(c['p99'])} | {_n(c['hop_p50'])} / {_n(c['hop_p99'])} | "
+                f"{_n(c['added_p50'])} / {_n(c['added_p99'])} | "
+                f"{_n(c['cpu_ms_per_1000_ingested'])} ({_n(c['loop_ms_per_1000_ingested'])} + "
+                f"{_n(c['threads_ms_per_1000_ingested'])}) | {_n(c['messages_per_s'])} | "
+                f"{_n(c['ticks_per_message'])} | {_n(c['billed_per_tick'])} |"
+            )
     if "D" in s:
         d = s["D"]
         lines += [
@@ -289,15 +309,27 @@ def _clients(a: dict[str, Any]) -> str:
 
 
 def write(results: dict[str, Any], outdir: Path = RESULTS) -> Path:
-    """Write <stamp>.json, latest.md and chart.png; return the JSON path."""
+    """Write <stamp>.json, latest.md and chart.png; return the JSON path.
+
+    A run of scenario C alone (`--scenarios C`) writes <stamp>-<profile>-C.json and
+    `latest-C.md` instead, so it never replaces the fan-out tables and chart of a full run.
+    """
     outdir.mkdir(parents=True, exist_ok=True)
     results["summary"] = summarise(results)
     stamp = results["started"].replace(":", "").replace("-", "")[:15]
-    path = outdir / f"{stamp}-{results['profile']}.json"
+    only_c = set(results["scenarios"]) == {"C"}
+    suffix = "-C" if only_c else ""
+    path = outdir / f"{stamp}-{results['profile']}{suffix}.json"
     path.write_text(json.dumps(results, indent=1) + "\n")
-    (outdir / "latest.md").write_text(markdown(results))
-    chart(results, outdir / "chart.png")
+    (outdir / f"latest{suffix}.md").write_text(markdown(results))
+    if not only_c:
+        chart(results, outdir / "chart.png")
     return path
+
+
+def latest_name(results: dict[str, Any]) -> str:
+    """The markdown file `write` produced for these results."""
+    return "latest-C.md" if set(results["scenarios"]) == {"C"} else "latest.md"
 
 
 if __name__ == "__main__":

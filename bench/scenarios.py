@@ -39,7 +39,7 @@ class Profile:
     c_clients: int = 1000
     c_per: int = 1  # symbols per client (of 50)
     c_rate: float = 1000.0
-    c_window: float = 5.0
+    c_window: float = 8.0
 
 
 FULL = Profile("full")

@@ -50,9 +50,15 @@ def _hypercorn(app: str, *extra: str) -> Callable[[int, int], list[str]]:
     return command
 
 
+def _serve(port: int, workers: int) -> list[str]:
+    """The production entrypoint (app.yaml): `python -m ticker.serve` (one worker)."""
+    return [str(BIN / "python"), "-m", "ticker.serve", "--bind", f"127.0.0.1:{port}"]
+
+
 STACKS: dict[str, Stack] = {
     s.name: s
     for s in (
+        Stack("ticker-serve", "ticker (python -m ticker.serve)", _serve),
         Stack(
             "ticker",
             "ticker (Quart/Hypercorn)",

@@ -2,9 +2,16 @@
 
 Rule: arguments and replay files are validated completely before anything is published.
 
+Packing: the ticks made within `--pack-ms` (default 10 ms) go out as one message
+`{"ticks": [...]}`, up to `--pack-max` bytes (default 1 MB; Pub/Sub takes at most 10 MB per
+request); a lone tick goes out as a plain one-tick message with the attribute `symbol`. No
+ordering keys: with them, Pub/Sub's publisher serialises each key (one request in flight) and
+its subscriber holds a key's next message until the previous one's ack, and consumers order by
+`seq` anyway. Packing is also what Pub/Sub bills: at least 1,000 bytes per request.
+
 Exit codes: 0 when done (duration reached, replay finished, or stopped by Ctrl-C/SIGTERM
-after flushing); 1 when Pub/Sub cannot be reached or used, or a replay could not publish every
-row; 2 for bad arguments or a bad replay file.
+after flushing); 1 when Pub/Sub cannot be reached or used (or refuses: permission denied), or a
+replay could not publish every row; 2 for bad arguments or a bad replay file.
 """
 
 from __future__ import annotations
@@ -25,13 +32,16 @@ from types import FrameType
 from typing import TextIO
 
 from publisher import feed
-from publisher.pacing import Clock, Pacer, RateMeter
+from publisher.pacing import Clock, Pacer, Packer, RateMeter
 from publisher.sink import PubSubSink, SinkUnavailableError
+from ticker.core.codec import tick_to_bytes
 from ticker.core.errors import InvalidTick
 from ticker.core.ticks import normalise_symbol
 
 PROG = "ticker-publish"
 FLUSH_TIMEOUT = 10.0
+MAX_PACK_BYTES = 9_000_000  # under Pub/Sub's 10 MB request limit, with room for the envelope
+MIN_SLEEP = 0.001  # shorter waits only cost wake-ups: due ticks go out together (absolute pacing)
 # Pub/Sub topic ids: 3-255 characters, starting with a letter.
 TOPIC_RE = re.compile(r"[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}")
 
@@ -44,8 +54,11 @@ is reported with its line number and nothing is published (exit 2). Rows are pac
 environment: GOOGLE_CLOUD_PROJECT (default project), TICKER_TOPIC (default topic),
 PUBSUB_EMULATOR_HOST (use the Pub/Sub emulator at host:port).
 
-exit codes: 0 done or stopped by Ctrl-C/SIGTERM; 1 Pub/Sub unreachable, or a replay with failed
-publishes; 2 bad arguments or replay file.
+packing: ticks made within --pack-ms go out as one message {"ticks": [...]} (at most --pack-max
+bytes); a lone tick as a one-tick message with the attribute symbol. No ordering keys.
+
+exit codes: 0 done or stopped by Ctrl-C/SIGTERM; 1 Pub/Sub unreachable or refusing (permission
+denied), or a replay with failed publishes; 2 bad arguments or replay file.
 """
 
 
@@ -63,6 +76,8 @@ class Options:
     max_in_flight: int
     connect_timeout: float
     seed: int | None
+    pack_ms: float = 10.0
+    pack_max: int = 1_000_000
 
 
 def _number(text: str, *, positive: bool) -> float:
@@ -91,6 +106,22 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _pack_ms(text: str) -> float:
+    value = _non_negative(text)
+    if value > 1000:
+        raise argparse.ArgumentTypeError(f"must be <= 1000 (ms), got {text}")
+    return value
+
+
+def _pack_max(text: str) -> int:
+    value = _positive_int(text)
+    if not 200 <= value <= MAX_PACK_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"must be between 200 and {MAX_PACK_BYTES} (Pub/Sub takes 10 MB at most), got {text}"
+        )
     return value
 
 
@@ -159,6 +190,19 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         help="seconds to wait for Pub/Sub at start",
     )
     parser.add_argument("--seed", type=int, help="seed the random walk (reproducible prices)")
+    parser.add_argument(
+        "--pack-ms",
+        type=_pack_ms,
+        default=10.0,
+        help="pack the ticks made within this many ms into one message (0 = one tick per "
+        "message; default 10, at most 1000)",
+    )
+    parser.add_argument(
+        "--pack-max",
+        type=_pack_max,
+        default=1_000_000,
+        help=f"bytes per packed message at most (default 1000000, 200..{MAX_PACK_BYTES})",
+    )
     return parser
 
 
@@ -181,6 +225,8 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Option
         max_in_flight=ns.max_in_flight,
         connect_timeout=ns.connect_timeout,
         seed=ns.seed,
+        pack_ms=ns.pack_ms,
+        pack_max=ns.pack_max,
     )
 
 
@@ -225,7 +271,7 @@ class Stop(threading.Event):
 
 
 class Job:
-    """The publishing loop: paces steps into the sink, reports progress, stops on request."""
+    """The publishing loop: paces steps, packs them into messages, reports, stops on request."""
 
     def __init__(
         self, opts: Options, sink: PubSubSink, stop: Stop, *, clock: Clock = time.monotonic
@@ -236,22 +282,36 @@ class Job:
         self._clock = clock
         self._started = clock()
         self._meter = RateMeter(clock)
+        self._message_meter = RateMeter(clock)
         self._next_progress = self._started + opts.progress_interval
+        self._pack = Packer(opts.pack_ms / 1000, opts.pack_max, clock)
 
     def run(self, steps: Iterator[feed.Step]) -> int:
         """Publish until the steps run out, the duration ends or `stop` is set; return the count."""
         pacer = Pacer(self.opts.rate, self._clock)
         end = self._started + self.opts.duration if self.opts.duration else math.inf
         made = 0
+        pack = self._pack
         for step in steps:
             pacer.delay(step.delay_s)
             if not self._wait_until_due(pacer, end):
-                return made
-            self.sink.publish(step.make())
+                break
+            tick = step.make()
+            encoded = tick_to_bytes(tick)
+            if pack.would_overflow(encoded):
+                self._send()
+            if pack.add(encoded, tick.symbol):
+                self._send()
             pacer.sent()
             made += 1
-        self.stop.reason = self.stop.reason or "replay finished"
+        else:
+            self.stop.reason = self.stop.reason or "replay finished"
+        if len(pack):
+            self._send()
         return made
+
+    def _send(self) -> None:
+        self.sink.publish_encoded(self._pack.take())
 
     def _wait_until_due(self, pacer: Pacer, end: float) -> bool:
         while not self.stop.is_set():
@@ -259,27 +319,46 @@ class Job:
             if now >= end:
                 self.stop.reason = "duration reached"
                 return False
+            if self.sink.fatal:
+                self.stop.reason = f"Pub/Sub refused: {self.sink.fatal}"
+                return False
             if now >= self._next_progress:
                 self.progress()
                 # After a long block (e.g. recreating the topic), one line, not a backlog of them.
                 self._next_progress = max(
                     self._next_progress + self.opts.progress_interval, now + 0.1
                 )
+            if self._pack.due():
+                self._send()
+            self._report_errors()
             self.sink.maintain()
-            wait = min(pacer.wait_time(), self._next_progress - now, end - now, 0.25)
+            wait = min(
+                pacer.wait_time(),
+                self._pack.wait_time(),
+                self._next_progress - now,
+                end - now,
+                0.25,
+            )
             if wait > 0:
-                self.stop.wait(wait)
+                self.stop.wait(max(wait, MIN_SLEEP))
+            elif pacer.wait_time() > 0:
+                continue  # the pack was due, not the tick
             elif self.sink.wait_for_capacity(0.25):
                 return True
         return False
+
+    def _report_errors(self) -> None:
+        for reason in self.sink.new_errors():
+            _say(f"error: Pub/Sub refused a message ({reason}); its ticks are counted in errors=")
 
     def progress(self) -> None:
         """Print one progress line to stderr."""
         st = self.sink.stats()
         line = (
             f"elapsed={self._clock() - self._started:.1f}s sent={st.published} "
-            f"rate={self._meter.rate(st.published):.1f}/s errors={st.failed} "
-            f"retries={st.retries} in_flight={st.in_flight}"
+            f"rate={self._meter.rate(st.published):.1f}/s "
+            f"messages={st.messages} msg_rate={self._message_meter.rate(st.messages):.1f}/s "
+            f"errors={st.failed} retries={st.retries} in_flight={st.in_flight}"
         )
         if st.problem:
             line += f" | publish failing: {st.problem}"
@@ -289,12 +368,15 @@ class Job:
         """Flush pending publishes, stop the client and print the summary; True if all went out."""
         flushed = self.sink.flush(FLUSH_TIMEOUT)
         self.sink.close()
+        self._report_errors()
         st = self.sink.stats()
         elapsed = self._clock() - self._started
         avg = st.published / elapsed if elapsed > 0 else 0.0
         _say(
             f"done ({self.stop.reason or 'stopped'}) in {elapsed:.1f}s: sent={st.published} "
-            f"errors={st.failed} retries={st.retries} avg_rate={avg:.1f}/s"
+            f"errors={st.failed} retries={st.retries} avg_rate={avg:.1f}/s "
+            f"messages={st.messages} ticks_per_message="
+            f"{st.published / st.messages if st.messages else 0:.1f}"
         )
         if not flushed:
             _say(f"warning: {st.in_flight} publish(es) still pending after {FLUSH_TIMEOUT:.0f}s")
@@ -335,7 +417,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         except SinkUnavailableError as exc:
             _say(f"error: cannot use Pub/Sub ({where}): {exc}")
             return 1
-        what = f"{len(rows)} replay rows" if rows is not None else ",".join(opts.symbols)
+        shown = ",".join(opts.symbols[:10]) + (
+            f",... ({len(opts.symbols)} symbols)" if len(opts.symbols) > 10 else ""
+        )
+        what = f"{len(rows)} replay rows" if rows is not None else shown
         _say(
             f"publishing {what} at {opts.rate:g}/s to {sink.topic_path} via {where}"
             + (" (topic created)" if created else "")
@@ -346,4 +431,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)  # type: ignore[arg-type]
+    if sink.fatal:
+        _say(f"error: Pub/Sub refused to publish: {sink.fatal}")
+        return 1
     return 1 if rows is not None and not ok else 0

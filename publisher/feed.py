@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from ticker.core.errors import InvalidTick
-from ticker.core.ticks import OPTIONAL_FIELDS, Tick, make_tick, normalise_symbol
+from ticker.core.ticks import MIN_TS_MS, OPTIONAL_FIELDS, Tick, make_tick
 
 #: Well-known tickers with roughly realistic start prices (USD).
 DEFAULT_PRICES: dict[str, float] = {
@@ -187,7 +187,7 @@ def _parse_row(line: int, columns: list[str], cells: list[str]) -> ReplayRow:
             f"delay_ms must be between 0 and {MAX_DELAY_MS:.0f}, got {raw['delay_ms']}"
         )
     # make_tick applies the checks a consumer will, so no replayed row is rejected downstream.
-    tick = make_tick(normalise_symbol(raw["symbol"]), numbers.pop("price"), 0, 0, **numbers)
+    tick = make_tick(raw["symbol"], numbers.pop("price"), 0, MIN_TS_MS, **numbers)
     return ReplayRow(line, tick.symbol, tick.price, dict(tick.extra), delay)
 
 

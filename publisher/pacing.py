@@ -66,3 +66,51 @@ class RateMeter:
         done = count - self._last_count
         self._last_time, self._last_count = now, count
         return done / elapsed if elapsed > 0 else 0.0
+
+
+class Packer:
+    """Gathers encoded ticks into one message: what was made within `window` s, up to `max_bytes`.
+
+    Pure like the rest of this module: the caller asks `due()`/`add()` and sends `take()`.
+    A window of 0 sends every tick alone.
+    """
+
+    OVERHEAD = len(b'{"ticks":[]}')
+
+    def __init__(self, window: float, max_bytes: int, clock: Clock) -> None:
+        self.window = window
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._parts: list[tuple[bytes, str]] = []
+        self._size = self.OVERHEAD
+        self._opened = 0.0
+
+    def add(self, encoded: bytes, symbol: str) -> bool:
+        """Add one encoded tick; True when the message must go now (window 0 or full)."""
+        if not self._parts:
+            self._opened = self._clock()
+        self._parts.append((encoded, symbol))
+        self._size += len(encoded) + 1
+        return self.window <= 0 or self._size >= self.max_bytes
+
+    def would_overflow(self, encoded: bytes) -> bool:
+        """Whether adding `encoded` would pass `max_bytes` (send the pack first)."""
+        return bool(self._parts) and self._size + len(encoded) + 1 > self.max_bytes
+
+    def due(self) -> bool:
+        """Whether the window of the oldest gathered tick is over."""
+        return bool(self._parts) and self._clock() - self._opened >= self.window
+
+    def wait_time(self) -> float:
+        """Seconds until the pack is due (inf when empty)."""
+        if not self._parts:
+            return math.inf
+        return max(0.0, self._opened + self.window - self._clock())
+
+    def take(self) -> list[tuple[bytes, str]]:
+        """The gathered ticks (encoded, symbol), emptying the pack."""
+        parts, self._parts, self._size = self._parts, [], self.OVERHEAD
+        return parts
+
+    def __len__(self) -> int:
+        return len(self._parts)

@@ -1,21 +1,26 @@
 """PubSubSink: publishes ticks to a Pub/Sub topic and keeps the account of how that goes.
 
 Rules:
-- `publish()` never blocks; call `wait_for_capacity()` first to keep the in-flight window bounded.
+- `publish()` never blocks; call `wait_for_capacity()` first to keep the in-flight window
+  (counted in messages) bounded.
 - Methods named `_on_*` run on the client's threads: they only update counters under the lock.
-  Recovery (resuming paused ordering keys, recreating a vanished topic) happens in `maintain()`,
-  which the caller runs on its own thread, so nothing re-enters the client from its callbacks.
+  Recovery (recreating a vanished topic) happens in `maintain()`, which the caller runs on its
+  own thread, so nothing re-enters the client from its callbacks.
+- Nothing is dropped silently: every failed message counts its ticks in `failed`, its reason is
+  the current `problem`, and `new_errors()` hands each distinct reason to the caller once (the
+  CLI prints it at once); `fatal` is set when Pub/Sub refuses for good (permission denied).
 - Async callers wrap the returned future with `asyncio.wrap_future`.
 
-Messages: data = the contract's JSON, attribute `symbol`, ordering key = symbol.
+Messages (the contract): one tick -> its JSON with the attribute `symbol`; several ticks ->
+`{"ticks": [...]}`. No ordering keys: consumers order by `seq`, and ordered publishing would
+serialise every symbol's messages (one in flight per key).
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -28,8 +33,8 @@ from ticker.core.codec import tick_to_bytes
 from ticker.core.errors import TickerError
 from ticker.core.ticks import Tick
 
-# Transient errors are retried by the client (forever, because ordering is on); a short backoff cap
-# means publishing resumes within ~2 s of Pub/Sub coming back instead of up to a minute.
+# Transient errors are retried by the client; a short backoff cap means publishing resumes within
+# ~2 s of Pub/Sub coming back instead of up to a minute.
 _TRANSIENT = (
     gexc.ServiceUnavailable,
     gexc.DeadlineExceeded,
@@ -39,6 +44,7 @@ _TRANSIENT = (
     gexc.ResourceExhausted,
     gexc.Cancelled,
 )
+_FATAL = (gexc.PermissionDenied, gexc.Unauthenticated, gexc.Forbidden)
 STALL_AFTER = 5.0  # seconds without any acknowledgement before the progress line calls it stalled
 
 
@@ -50,15 +56,16 @@ class SinkUnavailableError(TickerError):
 class SinkStats:
     """A snapshot of the publishing account, for the progress line."""
 
-    published: int
-    failed: int
+    published: int  # ticks acknowledged by Pub/Sub
+    failed: int  # ticks in messages Pub/Sub refused or that timed out
     retries: int
-    in_flight: int
+    in_flight: int  # messages
     problem: str | None
+    messages: int = 0  # messages acknowledged
 
 
 class PubSubSink:
-    """Publishes ticks with ordering key = symbol; counts successes, failures and retries."""
+    """Publishes ticks (one or packed per message); counts successes, failures and retries."""
 
     def __init__(
         self,
@@ -74,13 +81,16 @@ class PubSubSink:
         self._cond = threading.Condition()
         self._in_flight = 0
         self._published = 0
+        self._messages = 0
         self._failed = 0
+        self._reported: set[str] = set()
+        self._unreported: list[str] = []
+        self.fatal: str | None = None
         self._retries = 0
         self._last_error: str | None = None
         self._last_error_at = float("-inf")
         self._last_progress = clock()
         self._last_ok_at = float("-inf")
-        self._paused_keys: set[str] = set()
         self._topic_missing = False
         self._next_topic_attempt = 0.0
         self._topic_backoff = 1.0
@@ -95,7 +105,7 @@ class PubSubSink:
             multiplier=2.0,
             on_error=self._on_retry,
         )
-        options = pubsub_v1.types.PublisherOptions(enable_message_ordering=True, retry=retry)
+        options = pubsub_v1.types.PublisherOptions(retry=retry)
         try:
             return pubsub_v1.PublisherClient(publisher_options=options)
         except DefaultCredentialsError as exc:
@@ -127,37 +137,54 @@ class PubSubSink:
         with self._cond:
             return self._cond.wait_for(lambda: self._in_flight < self._max_in_flight, timeout)
 
-    def publish(self, tick: Tick) -> Future[str]:
-        """Send one tick; the future resolves to the message id or the publish error."""
+    def publish(self, ticks: Sequence[Tick]) -> Future[str]:
+        """Send ticks as one message; the future resolves to the message id or the error."""
+        return self.publish_encoded([(tick_to_bytes(t), t.symbol) for t in ticks])
+
+    def publish_encoded(self, parts: Sequence[tuple[bytes, str]]) -> Future[str]:
+        """Send already-encoded ticks `(json, symbol)` as one message (one tick: unpacked)."""
         with self._cond:
             if self._in_flight == 0:
                 self._last_progress = self._clock()
             self._in_flight += 1
-        future: Future[str] = self._client.publish(
-            self.topic_path, tick_to_bytes(tick), ordering_key=tick.symbol, symbol=tick.symbol
-        )
-        future.add_done_callback(lambda f: self._on_done(tick.symbol, f))
+        count = len(parts)
+        if count == 1:
+            data, symbol = parts[0]
+            future: Future[str] = self._client.publish(self.topic_path, data, symbol=symbol)
+        else:
+            data = b'{"ticks":[' + b",".join(p for p, _ in parts) + b"]}"
+            future = self._client.publish(self.topic_path, data)
+        future.add_done_callback(lambda f: self._on_done(count, f))
         return future
 
-    def _on_done(self, key: str, future: Future[str]) -> None:
+    def _on_done(self, count: int, future: Future[str]) -> None:
         # Runs on a client thread.
         exc = future.exception()
         with self._cond:
             self._in_flight -= 1
             self._last_progress = self._clock()
             if exc is None:
-                self._published += 1
+                self._published += count
+                self._messages += 1
                 self._last_ok_at = self._last_progress
             else:
-                self._failed += 1
-                self._paused_keys.add(key)
+                self._failed += count
                 if isinstance(exc, gexc.NotFound):
                     self._topic_missing = True
-                if not isinstance(
-                    exc, pubsub_v1.publisher.exceptions.PublishToPausedOrderingKeyException
-                ):
-                    self._note_error(exc)
+                if isinstance(exc, _FATAL):
+                    self.fatal = _brief(exc)
+                self._note_error(exc)
+                kind = f"{type(exc).__name__}: {_brief(exc)}"[:120]
+                if kind not in self._reported:
+                    self._reported.add(kind)
+                    self._unreported.append(kind)
             self._cond.notify_all()
+
+    def new_errors(self) -> list[str]:
+        """Each distinct publish failure once, for the caller to report at once."""
+        with self._cond:
+            out, self._unreported = self._unreported, []
+            return out
 
     def _on_retry(self, exc: Exception) -> None:
         # Runs on a client thread, before the client retries a transient failure.
@@ -170,13 +197,13 @@ class PubSubSink:
         self._last_error_at = self._clock()
 
     def maintain(self) -> None:
-        """Recover from failures: recreate a vanished topic (with backoff), then resume paused keys.
+        """Recover from failures: recreate a vanished topic (with backoff).
 
         Call regularly from the publishing thread; it may block for seconds while Pub/Sub is down.
         """
         now = self._clock()
         with self._cond:
-            missing, keys = self._topic_missing, set(self._paused_keys)
+            missing = self._topic_missing
         if missing:
             if now < self._next_topic_attempt:
                 return
@@ -191,12 +218,6 @@ class PubSubSink:
             self._topic_backoff = 1.0
             with self._cond:
                 self._topic_missing = False
-        for key in keys:
-            # RuntimeError: not paused (any more), another failure of the same batch resumed it.
-            with contextlib.suppress(RuntimeError):
-                self._client.resume_publish(self.topic_path, key)
-        with self._cond:
-            self._paused_keys -= keys
 
     def stats(self) -> SinkStats:
         """Return the counts, and the current problem if publishing is failing or stalled."""
@@ -210,7 +231,14 @@ class PubSubSink:
                 problem = f"no acknowledgement for {now - self._last_progress:.0f}s"
             if self._topic_missing:
                 problem = f"topic {self.topic_path} not found; recreating ({problem})"
-            return SinkStats(self._published, self._failed, self._retries, self._in_flight, problem)
+            return SinkStats(
+                self._published,
+                self._failed,
+                self._retries,
+                self._in_flight,
+                problem,
+                self._messages,
+            )
 
     def flush(self, timeout: float) -> bool:
         """Wait up to `timeout` s for every publish to finish; return whether all did."""

@@ -20,7 +20,9 @@ def timeout(seconds: float) -> float:
     return seconds * TIMEOUT_FACTOR
 
 
-def tick(symbol: str = "AAPL", seq: int = 1, price: float = 100.0, ts: int = 1_000) -> Tick:
+def tick(
+    symbol: str = "AAPL", seq: int = 1, price: float = 100.0, ts: int = 1_764_000_000_000
+) -> Tick:
     """A valid tick with sensible defaults."""
     return make_tick(symbol, price, seq, ts)
 

@@ -87,12 +87,18 @@ class RuntimeCollector:
         yield from self._gauges(runtime)
         c = hub.counters
         for name, value, doc in (
-            ("ticks_received", c.ticks_in, "Ticks received from the broker."),
+            ("messages_received", c.messages_in, "Broker messages (one tick or a pack)."),
+            ("packed_messages", c.packed_in, "Broker messages that were packed."),
+            ("ticks_received", c.ticks_in, "Valid ticks received from the broker."),
             ("ticks_accepted", c.ticks_accepted, "Ticks accepted (new seq) and fanned out."),
             ("ticks_duplicate", c.duplicates, "Ticks dropped as duplicates."),
             ("ticks_stale", c.stale, "Ticks dropped as older than the latest seq."),
             ("seq_gaps", c.gaps, "Accepted ticks that skipped at least one seq."),
-            ("malformed_messages", c.malformed, "Broker messages that were not valid ticks."),
+            ("ticks_reordered", c.order.reordered, "Ticks ahead of a hole released in order."),
+            ("ticks_rebased", c.order.rebased, "Poison-seq recoveries onto a lower lineage."),
+            ("symbols_evicted", c.evicted, "Symbols dropped by TICKER_MAX_TRACKED_SYMBOLS."),
+            ("malformed_messages", c.malformed, "Broker messages unusable as a whole."),
+            ("malformed_ticks", c.malformed_ticks, "Ticks refused, alone or in a pack."),
             ("deliveries", c.deliveries, "Tick offers that reached a client outbox."),
         ):
             yield CounterMetricFamily(f"ticker_{name}", doc, value=value)
@@ -119,6 +125,23 @@ class RuntimeCollector:
             value=len(runtime.hub.subscribers_by_symbol()),
         )
         yield GaugeMetricFamily("ticker_ready", "1 when ready for traffic.", value=runtime.ready())
+        yield GaugeMetricFamily(
+            "ticker_symbols_tracked",
+            "Symbols held in book, history and order state.",
+            value=runtime.hub.tracked_symbols(),
+        )
+        yield GaugeMetricFamily(
+            "ticker_ticks_held",
+            "Ticks waiting in the reorder window for a missing seq.",
+            value=runtime.hub.sequencer.held(),
+        )
+        lag = runtime.broker.stats().get("lag")
+        if isinstance(lag, float | int):
+            yield GaugeMetricFamily(
+                "ticker_ingest_lag_seconds",
+                "Publish-to-handling delay of the latest batch (Pub/Sub publish_time).",
+                value=lag,
+            )
         healthy = runtime.broker.healthy()
         yield GaugeMetricFamily("ticker_broker_healthy", "1 when the stream is up.", value=healthy)
         yield GaugeMetricFamily(

@@ -126,6 +126,11 @@ class Settings:
     trusted_proxies: tuple[Network, ...] = ()
     header_timeout: float = 10.0  # seconds for a request's headers to arrive complete
     presence_interval: float = 2.0  # seconds between this instance's stats heartbeats
+    # Ingest (issue 8, issue 13): reorder window, symbol and history caps, readiness from lag.
+    reorder_ms: float = 40.0  # how long a tick ahead of a missing seq waits for the hole
+    max_tracked_symbols: int = 20_000  # symbols held (book, history, order state) at most
+    history_max_ticks: int = 1_000_000  # ticks in history over all symbols at most
+    max_ingest_lag: float = 5.0  # readiness 503 while messages arrive later than this (s)
     presence_misses: int = 3  # heartbeats a peer may miss before it leaves the cluster view
     presence_budget: float = 20.0  # most heartbeats/s one instance reads (beats slow past it)
 
@@ -169,6 +174,14 @@ class Settings:
             allowed_origins=origins,
             ws_deflate=_bounded(env, "TICKER_WS_DEFLATE", 0, 0, 1) == 1,
             presence_interval=_bounded(env, "TICKER_PRESENCE_INTERVAL", 2.0, 0.1, 60.0),
+            reorder_ms=_bounded(env, "TICKER_REORDER_MS", 40.0, 0.0, 5_000.0),
+            max_tracked_symbols=_bounded(
+                env, "TICKER_MAX_TRACKED_SYMBOLS", 20_000, 100, 10_000_000
+            ),
+            history_max_ticks=_bounded(
+                env, "TICKER_HISTORY_MAX_TICKS", 1_000_000, 1_000, 100_000_000
+            ),
+            max_ingest_lag=_bounded(env, "TICKER_MAX_INGEST_LAG", 5.0, 0.5, 600.0),
             presence_misses=_bounded(env, "TICKER_PRESENCE_MISSES", 3, 1, 100),
             presence_budget=_bounded(env, "TICKER_PRESENCE_BUDGET", 20.0, 0.1, 10_000.0),
             cursor_key=_cursor_key(env),

@@ -2,7 +2,8 @@
 
 P2: 10 % of ticks published twice -> 0 duplicate (symbol, seq) at the client; duplicates counted.
 P3: 5 % published n+1 before n, 1 % published 2 s late -> strictly increasing seq per symbol at
-    the client; every late one dropped and counted as stale.
+    the client; a swap is either put back in order by the reorder window (when both arrive
+    within it) or dropped as late; every 2 s late one dropped and counted as stale.
 P6: 1 % of deliveries raise inside the Pub/Sub callback -> exactly one streaming pull for the
     whole run (no resubscribe), 0 ticks lost (nack -> redelivery), error count = injected count.
 """
@@ -108,8 +109,13 @@ async def test_reordered_and_late_ticks_never_go_backwards(runtime):
     for symbol in SYMBOLS:
         seqs = client.seqs(symbol)
         assert all(a < b for a, b in itertools.pairwise(seqs)), f"{symbol} went back"
-    assert counters.stale == swapped + len(late)
-    print(f"P3: {swapped} swapped + {len(late)} late -> stale {counters.stale}, 0 regressions")
+    reordered = counters.order.reordered
+    assert counters.stale >= len(late)
+    assert counters.stale + reordered == swapped + len(late)
+    print(
+        f"P3: {swapped} swapped + {len(late)} late -> stale {counters.stale}, "
+        f"reordered {reordered}, 0 regressions"
+    )
     await client.stop()
 
 

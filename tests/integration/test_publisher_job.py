@@ -15,7 +15,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
-from ticker.core.codec import decode_tick
+from ticker.core.codec import decode_message
 from ticker.core.ticks import Tick
 from ticker.emulator import PROJECT, free_port, running_emulator
 
@@ -47,9 +47,7 @@ def make_subscription(topic: str, sub: str) -> str:
     sub_path = subscriber.subscription_path(PROJECT, sub)
     with contextlib.suppress(gexc.AlreadyExists):
         publisher.create_topic(name=topic_path)
-    subscriber.create_subscription(
-        request={"name": sub_path, "topic": topic_path, "enable_message_ordering": True}
-    )
+    subscriber.create_subscription(request={"name": sub_path, "topic": topic_path})
     subscriber.close()
     publisher.transport.close()
     return str(sub_path)
@@ -97,23 +95,37 @@ def pull_all(
     return received
 
 
+def all_ticks(messages: list[pubsub_v1.types.PubsubMessage]) -> list[Tick]:
+    out: list[Tick] = []
+    for msg in messages:
+        decoded = decode_message(msg.data)
+        assert decoded.problems == []
+        out += decoded.ticks
+    return out
+
+
 def by_symbol(messages: list[pubsub_v1.types.PubsubMessage]) -> dict[str, list[Tick]]:
     out: dict[str, list[Tick]] = {}
-    for msg in messages:
-        tick = decode_tick(msg.data)
+    for tick in all_ticks(messages):
         out.setdefault(tick.symbol, []).append(tick)
     return out
 
 
 def assert_contract_shape(msg: pubsub_v1.types.PubsubMessage) -> None:
     obj = json.loads(msg.data.decode("utf-8"))
-    assert {"symbol", "price", "seq", "ts"} <= obj.keys()
-    assert isinstance(obj["seq"], int)
-    assert isinstance(obj["ts"], int)
-    assert isinstance(obj["price"], float)
-    assert obj["price"] > 0
-    assert msg.attributes["symbol"] == obj["symbol"]
-    assert msg.ordering_key == obj["symbol"]
+    assert msg.ordering_key == ""  # consumers order by seq; no ordering keys
+    if "ticks" in obj:  # packed: no symbol attribute, each tick has the contract's shape
+        ticks = obj["ticks"]
+        assert len(ticks) > 1
+    else:
+        ticks = [obj]
+        assert msg.attributes["symbol"] == obj["symbol"]
+    for tick in ticks:
+        assert {"symbol", "price", "seq", "ts"} <= tick.keys()
+        assert isinstance(tick["seq"], int)
+        assert isinstance(tick["ts"], int)
+        assert isinstance(tick["price"], float)
+        assert tick["price"] > 0
 
 
 def test_publishes_paced_ticks_with_contiguous_seqs(emulator, unique_name):
@@ -125,9 +137,9 @@ def test_publishes_paced_ticks_with_contiguous_seqs(emulator, unique_name):
         "--progress-interval", "0.5",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    messages = pull_all(sub_path, at_least=85)
+    messages = pull_all(sub_path, at_least=1)
 
-    assert 85 <= len(messages) <= 115
+    assert 85 <= len(all_ticks(messages)) <= 115
     for msg in messages:
         assert_contract_shape(msg)
     ticks = by_symbol(messages)
@@ -139,7 +151,9 @@ def test_publishes_paced_ticks_with_contiguous_seqs(emulator, unique_name):
         assert all(t.ts >= started_ms for t in symbol_ticks)
     assert "elapsed=" in result.stderr
     assert "rate=" in result.stderr
-    assert f"done (duration reached) in 2.0s: sent={len(messages)} errors=0" in result.stderr
+    assert f"done (duration reached) in 2.0s: sent={len(all_ticks(messages))} errors=0" in (
+        result.stderr
+    )
 
 
 def test_unreachable_pubsub_exits_1_with_one_clear_line():
@@ -188,12 +202,12 @@ def test_replay_publishes_exactly_the_rows_in_order(emulator, unique_name, tmp_p
     assert "done (replay finished)" in result.stderr
     assert "sent=6 errors=0" in result.stderr
 
-    messages = pull_all(sub_path, at_least=len(rows))
-    assert len(messages) == len(rows)
+    messages = pull_all(sub_path, at_least=1)
+    assert len(all_ticks(messages)) == len(rows)
     for msg in messages:
         assert_contract_shape(msg)
     # Rows are 20 ms apart at 50/s, so ts (ms, stamped when made) gives the publishing order.
-    ticks = sorted((decode_tick(m.data) for m in messages), key=lambda t: t.ts)
+    ticks = sorted(all_ticks(messages), key=lambda t: t.ts)
     assert [(t.symbol, t.price) for t in ticks] == [(r[0], r[1]) for r in rows]
     assert ticks[0].extra == {"volume": 100.0, "bid": 189.99, "ask": 190.03}
     assert ticks[1].extra == {}
@@ -219,7 +233,7 @@ def test_sigterm_stops_cleanly_after_flushing(emulator, unique_name):
     assert "done (stopped by SIGTERM)" in err
     sent = int(err.split("sent=")[-1].split()[0])
     assert sent > 0
-    assert len(pull_all(sub_path, at_least=sent)) == sent
+    assert len(all_ticks(pull_all(sub_path, at_least=1))) == sent
 
 
 def test_keeps_going_through_an_emulator_crash_and_resumes(emulator, unique_name, monkeypatch):
@@ -259,3 +273,39 @@ def test_keeps_going_through_an_emulator_crash_and_resumes(emulator, unique_name
             proc.communicate()  # reap and close the pipe
         assert proc.returncode == 0, "".join(lines) + err
         assert "done (stopped by SIGTERM)" in err
+
+
+def test_packs_ticks_at_rate_and_keeps_every_seq(emulator, unique_name):
+    """2,000 ticks/s over 200 symbols for 2 s: packed messages, every tick once, seqs contiguous."""
+    topic = unique_name("prices")
+    sub_path = make_subscription(topic, unique_name("sub"))
+    symbols = ",".join(f"S{i:03d}" for i in range(200))
+    result = run_publisher(
+        "--symbols", symbols, "--rate", "2000", "--duration", "2", "--topic", topic,
+        "--pack-ms", "20", "--progress-interval", "0.5",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "msg_rate=" in result.stderr
+    messages = pull_all(sub_path, at_least=1)
+    ticks = all_ticks(messages)
+    assert 3800 <= len(ticks) <= 4200
+    assert len(messages) < len(ticks) / 5  # packed: ~40 ticks per 20 ms window
+    for msg in messages:
+        assert_contract_shape(msg)
+    for symbol_ticks in by_symbol(messages).values():
+        seqs = sorted(t.seq for t in symbol_ticks)
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert f"sent={len(ticks)} errors=0" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pack-max", "20000000"], "argument --pack-max: must be between 200 and 9000000"),
+        (["--pack-ms", "5000"], "argument --pack-ms: must be <= 1000"),
+    ],
+)
+def test_pack_arguments_are_checked(args, message):
+    result = run_publisher(*args, "--duration", "1", timeout=30)
+    assert result.returncode == 2
+    assert message in result.stderr

@@ -168,3 +168,37 @@ def test_the_first_newer_tick_reveals_a_gap_on_a_fresh_instance():
     assert frames[1] == {"type": "resync", "symbols": ["AAPL"]}
     assert _seqs(frames) == [14, 15]
     assert s.resynced == {"AAPL"}
+
+
+def test_symbol_cap_evicts_the_least_recently_updated_unsubscribed_symbol():
+    hub = Hub(RecentTicks(64, 300.0, FakeClock()), max_symbols=3)
+    s = _session()
+    hub.subscribe(s, ["OLD"], {})
+    for name in ("OLD", "A", "B"):
+        hub.ingest(tick(name, 1))
+    hub.ingest(tick("A", 2))  # A is now more recent than B
+    hub.ingest(tick("C", 1))  # full: B goes (OLD is subscribed, so it stays)
+    assert hub.book.symbols() == ["A", "C", "OLD"]
+    assert not hub.history.knows("B")
+    assert hub.counters.evicted == 1
+    hub.ingest(tick("B", 7))  # B starts afresh: no gap, no stale
+    assert hub.book.latest("B").seq == 7
+    assert hub.tracked_symbols() == 3
+    assert "OLD" in hub.book.symbols()
+
+
+def test_a_rebase_below_a_poisoned_seq_resets_the_clients_seq_gate():
+    clock = FakeClock()
+    from ticker.core.reorder import Sequencer
+
+    hub = Hub(RecentTicks(64, 300.0, clock), Sequencer(0.0, clock, rebase_after=1.0))
+    s = _session()
+    hub.subscribe(s, ["AAPL"], {})
+    hub.ingest(tick(seq=10))
+    hub.ingest(tick(seq=2**63 - 1))
+    for seq in range(11, 20):
+        clock.advance(0.25)
+        hub.ingest(tick(seq=seq))
+    frames = _frames(s)
+    assert any(f["type"] == "resync" for f in frames)
+    assert _seqs(frames)[-1] == 19

@@ -8,6 +8,10 @@ Rules:
 - A stream is fresh while some message (tick or canary, anyone's) arrived within `stale_after`
   seconds; before the first message of a stream it is "waiting", never fresh. Readiness and the
   supervisor read this; nothing here does I/O or awaits.
+- Ingest lag is measured from Pub/Sub's own `publish_time` of each handled message (the
+  broker's clock, not the producer's `ts`, which any producer may set to anything): a stream
+  whose messages are handled more than `max_lag` seconds after they were published is behind,
+  and readiness says so (503) until it catches up. Liveness never looks at it.
 - The janitor reads the same canaries: a `ticker-*` subscription named by no canary for a whole
   observation window belongs to no live instance.
 """
@@ -36,12 +40,23 @@ def canary_source(attributes: Mapping[str, str]) -> str | None:
 class StreamWatch:
     """Freshness of this process's stream. Call from the event-loop thread only."""
 
-    def __init__(self, stale_after: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        stale_after: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_lag: float = 5.0,
+    ) -> None:
         self.stale_after = stale_after
+        self.max_lag = max_lag
         self._clock = clock
         self.opened_at: float | None = None
         self.last_message_at: float | None = None
         self.first_message_at: float | None = None  # of the current stream
+        self.lag = 0.0  # seconds between publish and hand-over, of the latest batch's oldest
+
+    def lagged(self, seconds: float) -> None:
+        """A batch was handled `seconds` after its oldest message was published."""
+        self.lag = seconds
 
     def opened(self) -> None:
         """A (new) stream was opened: it must prove itself with a message again."""
@@ -69,4 +84,6 @@ class StreamWatch:
         silent = self.silent_for()
         if silent > self.stale_after:
             return f"no message for {silent:.1f}s"
+        if self.lag > self.max_lag:
+            return f"ingest lags {self.lag:.1f}s behind publish"
         return None

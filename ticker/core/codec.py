@@ -6,36 +6,90 @@ nothing here formats a tick per client.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import orjson
 
 from ticker.core.errors import InvalidTick
-from ticker.core.ticks import Tick, make_tick
+from ticker.core.ticks import Tick, build_tick
 
-MAX_MESSAGE_BYTES = 4096
+MAX_MESSAGE_BYTES = 4096  # one tick
+MAX_PACKED_BYTES = 10_000_000  # Pub/Sub's own limit on a message
+TICK_FIELDS = ("symbol", "price", "seq", "ts")
 
 
-def decode_tick(data: bytes) -> Tick:
-    """Parse one Pub/Sub message body; raise `InvalidTick` with a reason a human can act on."""
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise InvalidTick(f"message too large: {len(data)} bytes")
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """What one Pub/Sub message held: its valid ticks, and why each other one was refused.
+
+    `packed` says the message was `{"ticks": [...]}`; `problems` has one reason per refused
+    tick, or a single reason when the message as a whole was unusable (`ticks` is then empty
+    and `whole` is True).
+    """
+
+    ticks: list[Tick]
+    problems: list[str]
+    packed: bool = False
+    whole: bool = False
+
+
+def _refused(reason: str) -> Decoded:
+    return Decoded([], [reason], whole=True)
+
+
+def decode_message(data: bytes) -> Decoded:
+    """Parse a Pub/Sub message body: one tick, or `{"ticks": [tick, ...]}` validated tick by tick.
+
+    One orjson call per message; a bad tick never drops its neighbours.
+    """
+    if len(data) > MAX_PACKED_BYTES:
+        return _refused(f"message too large: {len(data)} bytes")
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise InvalidTick(f"not JSON: {exc}") from None
+        return _refused(f"not JSON: {exc}")
+    if not isinstance(obj, dict):
+        return _refused(f"expected a JSON object, got {type(obj).__name__}")
+    packed = obj.get("ticks")
+    if packed is None:
+        if len(data) > MAX_MESSAGE_BYTES:
+            return _refused(f"message too large: {len(data)} bytes")
+        try:
+            return Decoded([tick_from_object(obj)], [])
+        except InvalidTick as exc:
+            return _refused(str(exc))
+    if not isinstance(packed, list):
+        return _refused(f'"ticks" must be a list, got {type(packed).__name__}')
+    ticks: list[Tick] = []
+    problems: list[str] = []
+    for index, item in enumerate(packed):
+        try:
+            ticks.append(tick_from_object(item))
+        except InvalidTick as exc:
+            problems.append(f"ticks[{index}]: {exc}")
+    return Decoded(ticks, problems, packed=True)
+
+
+def tick_from_object(obj: object) -> Tick:
+    """Validate one decoded JSON tick; raise `InvalidTick` naming what is wrong."""
     if not isinstance(obj, dict):
         raise InvalidTick(f"expected a JSON object, got {type(obj).__name__}")
-    missing = [k for k in ("symbol", "price", "seq", "ts") if k not in obj]
-    if missing:
-        raise InvalidTick(f"missing field(s): {', '.join(missing)}")
-    return make_tick(
-        obj["symbol"],
-        obj["price"],
-        obj["seq"],
-        obj["ts"],
-        **{k: v for k, v in obj.items() if k not in ("symbol", "price", "seq", "ts")},
-    )
+    try:
+        return build_tick(obj["symbol"], obj["price"], obj["seq"], obj["ts"], obj)
+    except KeyError:
+        missing = [k for k in TICK_FIELDS if k not in obj]
+        raise InvalidTick(f"missing field(s): {', '.join(missing)}") from None
+
+
+def decode_tick(data: bytes) -> Tick:
+    """Parse a one-tick message body; raise `InvalidTick` with a reason a human can act on."""
+    decoded = decode_message(data)
+    if decoded.packed:
+        raise InvalidTick("expected one tick, got a packed message")
+    if decoded.problems:
+        raise InvalidTick(decoded.problems[0])
+    return decoded.ticks[0]
 
 
 def encode_tick(tick: Tick) -> str:
@@ -46,6 +100,11 @@ def encode_tick(tick: Tick) -> str:
 def tick_to_bytes(tick: Tick) -> bytes:
     """Return the Pub/Sub message body for a tick."""
     return orjson.dumps(tick.as_dict())
+
+
+def packed_to_bytes(ticks: Sequence[Tick]) -> bytes:
+    """Return the body of a packed Pub/Sub message: `{"ticks": [tick, ...]}`."""
+    return orjson.dumps({"ticks": [t.as_dict() for t in ticks]})
 
 
 def ticks_frame(encoded: Iterable[str]) -> str:

@@ -1,7 +1,15 @@
 """Recent ticks per symbol, so any instance can replay what a reconnecting client missed.
 
-Rule: bounded by count per symbol and by age; a resume is answered only when the ring provably
-holds every tick after the client's seq (contiguous seqs), otherwise the caller sends a snapshot.
+Rule: bounded by count per symbol, by age, and by a total over all symbols (`max_total`: at
+20,000 ticks/s a 300 s window would be millions of ticks); past the total the globally oldest
+entries go first (one order deque, O(1) per tick). A resume is answered only when the ring
+provably holds every tick after the client's seq (contiguous seqs), otherwise the caller sends a
+snapshot. `forget` drops a symbol (evicted by the hub's symbol cap).
+
+Entries hold only atoms (arrival time, seq, ts, the encoded JSON), not the `Tick`: a tuple of
+atoms is untracked by Python's GC, so a history of a million ticks adds nothing to a collection's
+scan (with `Tick`s in it, each full collection walked every one of them and paused the loop), and
+an entry costs ~150 bytes less.
 """
 
 from __future__ import annotations
@@ -11,26 +19,49 @@ from collections.abc import Callable
 
 from ticker.core.ticks import Tick
 
-Entry = tuple[Tick, str]  # the tick and its encoded JSON, shared with every client
+Entry = tuple[int, int, str]  # seq, ts and the encoded JSON, shared with every client
 
 
 class RecentTicks:
     """A ring of the last `size` ticks (and at most `max_age` seconds) of every symbol."""
 
-    def __init__(self, size: int, max_age: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, size: int, max_age: float, clock: Callable[[], float], max_total: int = 0
+    ) -> None:
         self._size = size
         self._max_age = max_age
         self._clock = clock
-        self._rings: dict[str, deque[tuple[float, Tick, str]]] = {}
+        self._max_total = max_total  # 0: no total bound
+        self._rings: dict[str, deque[tuple[float, int, int, str]]] = {}
+        self._order: deque[str] = deque()  # the symbol of every append, oldest first
+        self._total = 0  # entries appended and not yet popped through `_order`
 
     def append(self, tick: Tick, encoded: str) -> None:
         """Add an accepted tick; a seq jump restarts the ring (older ticks cannot be replayed)."""
         ring = self._rings.get(tick.symbol)
         if ring is None:
             ring = self._rings[tick.symbol] = deque(maxlen=self._size)
-        elif ring and ring[-1][1].seq + 1 != tick.seq:
+        elif ring and ring[-1][1] + 1 != tick.seq:
             ring.clear()
-        ring.append((self._clock(), tick, encoded))
+        ring.append((self._clock(), tick.seq, tick.ts, encoded))
+        if self._max_total:
+            self._order.append(tick.symbol)
+            self._total += 1
+            if self._total > self._max_total:
+                self._trim()
+
+    def _trim(self) -> None:
+        # The oldest append's ring loses its oldest entry (it may already have lost it to its own
+        # bounds: then a slightly newer one goes; contiguity holds, the newest always stays).
+        symbol = self._order.popleft()
+        self._total -= 1
+        ring = self._rings.get(symbol)
+        if ring is not None and len(ring) > 1:
+            ring.popleft()
+
+    def forget(self, symbol: str) -> None:
+        """Drop every tick of `symbol` (its order entries age out through `_trim`)."""
+        self._rings.pop(symbol, None)
 
     def since(self, symbol: str, seq: int) -> list[Entry] | None:
         """Every held tick of `symbol` after `seq`, or None when some of them are no longer held."""
@@ -38,16 +69,16 @@ class RecentTicks:
         if not ring:
             return None
         self._expire(ring)  # never empties a ring: the newest tick stays
-        if seq >= ring[-1][1].seq:
+        if seq >= ring[-1][1]:
             # the client is level with us, or ahead (another instance saw newer ticks first):
             # nothing to replay; the session's seq gate drops what it already has
             return []
-        first = ring[0][1].seq
+        first = ring[0][1]
         if seq + 1 < first:
             return None
-        return [(t, e) for _, t, e in list(ring)[seq + 1 - first :]]
+        return [(q, ts, e) for _, q, ts, e in list(ring)[seq + 1 - first :]]
 
-    def _expire(self, ring: deque[tuple[float, Tick, str]]) -> None:
+    def _expire(self, ring: deque[tuple[float, int, int, str]]) -> None:
         horizon = self._clock() - self._max_age
         # keep the newest tick even when old: it is the symbol's snapshot and the resume anchor
         while len(ring) > 1 and ring[0][0] < horizon:

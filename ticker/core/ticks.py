@@ -7,24 +7,34 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import NamedTuple
 
 from ticker.core.errors import InvalidTick
 
 SYMBOL_RE = re.compile(r"[A-Z0-9.\-]{1,15}")
+_SYMBOL_MATCH = SYMBOL_RE.fullmatch
 OPTIONAL_FIELDS = ("volume", "bid", "ask", "open")
 MAX_SEQ = 2**63 - 1
+# A plausible `ts` (epoch ms): from 2000-01-01 to 2100-01-01 UTC. 0, negative or far-future
+# values (2**62) are producer bugs or hostile; they are refused, never forwarded to clients.
+MIN_TS_MS = 946_684_800_000
+MAX_TS_MS = 4_102_444_800_000
 
 
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """A validated price event. `seq` grows by exactly 1 per symbol; `ts` is epoch milliseconds."""
+class Tick(NamedTuple):
+    """A validated price event. `seq` grows by exactly 1 per symbol; `ts` is epoch milliseconds.
+
+    A named tuple rather than a frozen dataclass: immutable all the same, and built in a third of
+    the time (every tick of the feed is built once per instance: 20,000 a second).
+    """
 
     symbol: str
     price: float
     seq: int
     ts: int
-    extra: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
+    extra: Mapping[str, float] = MappingProxyType({})
 
     def as_dict(self) -> dict[str, object]:
         """Return the contract's JSON object for this tick."""
@@ -63,6 +73,9 @@ def _number(name: str, value: object) -> float:
 
 def _keep(name: str, value: object) -> float:
     """An optional numeric field, validated; integers (e.g. volume) stay integers."""
+    kind = type(value)
+    if (kind is float and -math.inf < value < math.inf) or kind is int:  # type: ignore[operator]
+        return value  # type: ignore[return-value]
     number = _number(name, value)
     return value if isinstance(value, int) else number
 
@@ -75,14 +88,43 @@ def _integer(name: str, value: object) -> int:
     return value
 
 
+def _timestamp(value: object) -> int:
+    ts = _integer("ts", value)
+    if not MIN_TS_MS <= ts <= MAX_TS_MS:
+        raise InvalidTick(f"ts out of range: {ts} (epoch ms between 2000 and 2100 expected)")
+    return ts
+
+
 def make_tick(symbol: object, price: object, seq: object, ts: object, **extra: object) -> Tick:
     """Validate the fields of a price event and return a `Tick`.
 
     Unknown extra fields are dropped; the optional numeric ones (volume, bid, ask, open) are kept.
     """
-    sym = normalise_symbol(symbol)
-    px = _number("price", price)
-    if px <= 0:
-        raise InvalidTick(f"price must be positive, got {px}")
-    kept = {k: _keep(k, extra[k]) for k in OPTIONAL_FIELDS if extra.get(k) is not None}
-    return Tick(sym, px, _integer("seq", seq), _integer("ts", ts), kept)
+    return build_tick(symbol, price, seq, ts, extra)
+
+
+def build_tick(
+    symbol: object, price: object, seq: object, ts: object, extra: Mapping[str, object]
+) -> Tick:
+    """`make_tick` with the extra fields as a mapping (the decoder's path: no kwargs to build).
+
+    Every tick of the feed passes here, so the common case (what orjson hands over: an already
+    upper-case str, a float price, int seq/ts) is checked inline; anything else takes the slow
+    path, which applies the same rules and names the problem.
+    """
+    if type(symbol) is not str or not _SYMBOL_MATCH(symbol):
+        symbol = normalise_symbol(symbol)
+    if type(price) is not float or not 0.0 < price < math.inf:
+        price = _number("price", price)
+        if price <= 0:
+            raise InvalidTick(f"price must be positive, got {price}")
+    if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+        seq = _integer("seq", seq)
+    if type(ts) is not int or not MIN_TS_MS <= ts <= MAX_TS_MS:
+        ts = _timestamp(ts)
+    kept: dict[str, float] = {}
+    for key in OPTIONAL_FIELDS:
+        value = extra.get(key)
+        if value is not None:
+            kept[key] = _keep(key, value)
+    return Tick(symbol, price, seq, ts, kept)

@@ -64,3 +64,15 @@ def test_only_subscriptions_no_canary_named_are_orphans():
 def test_bind_follows_the_platform_port():
     assert default_bind({"PORT": "8081"}) == "0.0.0.0:8081"
     assert default_bind({}) == "127.0.0.1:8080"
+
+
+def test_a_stream_whose_messages_arrive_late_is_behind_until_it_catches_up(clock):
+    watch = StreamWatch(stale_after=8.0, clock=clock, max_lag=5.0)
+    watch.opened()
+    watch.message()
+    watch.lagged(4.9)
+    assert watch.problem() is None
+    watch.lagged(6.2)
+    assert watch.problem() == "ingest lags 6.2s behind publish"
+    watch.lagged(0.05)
+    assert watch.problem() is None

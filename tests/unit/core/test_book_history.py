@@ -1,25 +1,26 @@
 from __future__ import annotations
 
 from tests.conftest import FakeClock, tick
-from ticker.core.book import LatestBook, Verdict
+from ticker.core.book import LatestBook
 from ticker.core.codec import encode_tick
 from ticker.core.history import RecentTicks
 
 
-def test_book_accepts_newer_and_names_duplicates_stale_and_gaps():
+def test_book_keeps_the_latest_put_and_forgets_on_request():
     book = LatestBook()
-    assert book.accept(tick(seq=5)) is Verdict.NEW
-    assert book.accept(tick(seq=6)) is Verdict.NEW
-    assert book.accept(tick(seq=6)) is Verdict.DUPLICATE
-    assert book.accept(tick(seq=4)) is Verdict.STALE
-    assert book.accept(tick(seq=9)) is Verdict.GAP
-    assert book.latest("AAPL") == tick(seq=9)
+    book.put(tick(seq=5))
+    book.put(tick(seq=6))
+    assert book.latest("AAPL") == tick(seq=6)
+    assert len(book) == 1
+    book.forget("AAPL")
+    book.forget("AAPL")  # twice is fine
+    assert book.latest("AAPL") is None
 
 
 def test_book_snapshot_keeps_the_requested_order_and_skips_unknown():
     book = LatestBook()
-    book.accept(tick("MSFT", 1))
-    book.accept(tick("AAPL", 1))
+    book.put(tick("MSFT", 1))
+    book.put(tick("AAPL", 1))
     assert [t.symbol for t in book.snapshot(["AAPL", "ZZZ", "MSFT"])] == ["AAPL", "MSFT"]
     assert book.symbols() == ["AAPL", "MSFT"]
 
@@ -38,8 +39,8 @@ def _add(ring, *seqs, symbol="AAPL"):
 def test_history_replays_every_tick_after_since(clock):
     ring = _history(clock)
     _add(ring, 10, 11, 12, 13)
-    assert [t.seq for t, _ in ring.since("AAPL", 11)] == [12, 13]
-    assert [t.seq for t, _ in ring.since("AAPL", 9)] == [10, 11, 12, 13]
+    assert [q for q, _, _ in ring.since("AAPL", 11)] == [12, 13]
+    assert [q for q, _, _ in ring.since("AAPL", 9)] == [10, 11, 12, 13]
     assert ring.since("AAPL", 13) == []
     assert ring.since("AAPL", 20) == []  # the client is ahead of this instance
 
@@ -56,7 +57,7 @@ def test_history_restarts_after_a_seq_jump(clock):
     ring = _history(clock)
     _add(ring, 10, 11, 500)
     assert ring.since("AAPL", 10) is None
-    assert [t.seq for t, _ in ring.since("AAPL", 499)] == [500]
+    assert [q for q, _, _ in ring.since("AAPL", 499)] == [500]
 
 
 def test_history_expires_old_ticks_but_keeps_the_newest(clock: FakeClock):
@@ -65,6 +66,27 @@ def test_history_expires_old_ticks_but_keeps_the_newest(clock: FakeClock):
     clock.advance(11)
     _add(ring, 3)
     assert ring.since("AAPL", 1) is None
-    assert [t.seq for t, _ in ring.since("AAPL", 2)] == [3]
+    assert [q for q, _, _ in ring.since("AAPL", 2)] == [3]
     clock.advance(60)
     assert ring.since("AAPL", 3) == []
+
+
+def test_history_total_bound_drops_the_globally_oldest_first_and_keeps_each_newest():
+    clock = FakeClock()
+    ring = RecentTicks(100, 60.0, clock, max_total=4)
+    for seq in (1, 2, 3):
+        ring.append(tick("AAPL", seq), "a")
+    for seq in (1, 2):
+        ring.append(tick("MSFT", seq), "m")
+    assert len(ring) == 4  # AAPL 1 went first
+    assert ring.since("AAPL", 0) is None
+    assert [q for q, _, _ in ring.since("AAPL", 1)] == [2, 3]
+    for seq in (3, 4, 5):
+        ring.append(tick("MSFT", seq), "m")
+    assert ring.knows("AAPL")  # its newest stays: it is the snapshot anchor
+    assert [q for q, _, _ in ring.since("AAPL", 2)] == [3]
+    ring.forget("AAPL")
+    assert not ring.knows("AAPL")
+    for seq in (6, 7, 8, 9):
+        ring.append(tick("MSFT", seq), "m")  # AAPL's old order entries age out harmlessly
+    assert len(ring) == 4

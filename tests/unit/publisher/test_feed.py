@@ -151,13 +151,13 @@ def test_replay_rejects_a_delay_over_a_minute_with_its_line(delay):
 
 def test_replay_steps_assign_fresh_seq_and_ts_in_file_order():
     rows, _ = parse("symbol,price,delay_ms\nAAPL,1.5,\nMSFT,2,100\nAAPL,1.6,\n")
-    steps = list(feed.replay_steps(rows, feed.SeqCounter(7), clock_ms(50)))
+    steps = list(feed.replay_steps(rows, feed.SeqCounter(7), clock_ms()))
     assert [s.delay_s for s in steps] == [0.0, 0.1, 0.0]
     ticks = [s.make() for s in steps]
     assert [(t.symbol, t.price, t.seq, t.ts) for t in ticks] == [
-        ("AAPL", 1.5, 7, 50),
-        ("MSFT", 2.0, 7, 51),
-        ("AAPL", 1.6, 8, 52),
+        ("AAPL", 1.5, 7, 1_764_089_400_000),
+        ("MSFT", 2.0, 7, 1_764_089_400_001),
+        ("AAPL", 1.6, 8, 1_764_089_400_002),
     ]
 
 
