@@ -284,3 +284,30 @@ def test_unknown_frames_and_server_errors_are_harmless(
     expect(price_of(page, "AAPL")).not_to_have_text(first)
     assert client_state(page)["state"] == "live"
     assert page_errors == [], json.dumps(page_errors)
+
+
+def test_the_snapshot_after_a_resync_is_shown_even_below_the_last_seq(
+    server: Server, page: Any, page_errors: list[str]
+) -> None:
+    # A foreign producer poisoned a symbol's seq (2**63-1); the server re-bases onto the real,
+    # lower lineage and says `resync` first. The page must show that snapshot, not stay frozen.
+    page.goto(f"{server.url}/?symbols=AAPL,ZZZZ")  # ZZZZ: no feed, only the frames below
+    wait_for_price(page, "AAPL")
+    page.evaluate(
+        """() => {
+          const c = window.tickerClient;
+          const tick = (seq, price) => ({symbol: "ZZZZ", price, seq, ts: Date.now()});
+          c._handleFrame({type: "ticks", ticks: [tick(1000, 100.5)]});
+          c._handleFrame({type: "ticks", ticks: [tick(2 ** 63 - 1, 666.25)]});
+          c._handleFrame({type: "resync", symbols: ["ZZZZ"]});
+          c._handleFrame({type: "ticks", ticks: [tick(1005, 101.75)]});
+          c._handleFrame({type: "ticks", ticks: [tick(1005, 999.0)]});  // a duplicate again
+          // a long-poll answer with "resync": true carries the snapshot the same way
+          c._handleFrame({ticks: [tick(7, 102.5)], cursor: "c", resync: true});
+        }"""
+    )
+    expect(price_of(page, "ZZZZ")).to_have_text("102.50")
+    state = client_state(page)
+    assert state["lastSeq"]["ZZZZ"] == 7
+    assert state["duplicatesDropped"] >= 1
+    assert page_errors == []

@@ -4,7 +4,8 @@ Rules:
 - The cursor `{symbol: last seq received}` lives in the client, never in a server: after any
   disconnect it reconnects (full-jitter backoff; at once after a `reconnect` frame) and
   subscribes again with `since` = the cursor, so whichever instance it lands on replays what
-  it missed (`recovered`) or says `resync`. A tick at or below the cursor is never yielded.
+  it missed (`recovered`) or says `resync`. A tick at or below the cursor is never yielded,
+  except the snapshot that follows a `resync` (a poisoned seq re-based onto a lower lineage).
 - Every server `heartbeat` is answered with `{"op": "ping"}` while the stream is read.
 - Errors it cannot fix by reconnecting raise: an `error` frame (bad symbol, bad max_rate...:
   `ServerError`), a refused handshake (403, `ConnectFailed`), closes 1003/1008/1009
@@ -68,6 +69,7 @@ class Client:
         self.backoff = backoff or Backoff()
         self.on_resync = on_resync
         self.cursor: dict[str, int] = {}  # symbol -> last seq received: the resume position
+        self._resyncing: set[str] = set()  # symbols whose next tick is a snapshot (after resync)
         self.symbols: list[str] = []
         self.connections = 0  # successful handshakes so far
         self._ws: ClientConnection | None = None
@@ -134,6 +136,9 @@ class Client:
             return [Subscribed(tuple(frame["symbols"]), bool(frame["recovered"]), rate)]
         elif kind == "resync":
             resync = Resync(tuple(frame["symbols"]))
+            # the next tick of each is a fresh snapshot, taken whatever its seq (the server
+            # re-bases a symbol whose seq a foreign producer poisoned onto a lower lineage)
+            self._resyncing.update(resync.symbols)
             if self.on_resync is not None:
                 self.on_resync(resync)
             return [resync]
@@ -151,7 +156,9 @@ class Client:
                 tick = make_tick(raw["symbol"], raw["price"], raw["seq"], raw["ts"], **extra)
             except (InvalidTick, KeyError, TypeError):
                 continue  # not a tick we can use; the next one carries the price
-            if tick.seq > self.cursor.get(tick.symbol, -1):
+            snapshot = tick.symbol in self._resyncing
+            if snapshot or tick.seq > self.cursor.get(tick.symbol, -1):
+                self._resyncing.discard(tick.symbol)
                 self.cursor[tick.symbol] = tick.seq
                 out.append(tick)
         return out

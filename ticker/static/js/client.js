@@ -133,6 +133,10 @@ export class TickerClient {
     this.framesReceived += 1;
     this._proven();
     if (frame.type === "ticks" || (frame.type === undefined && Array.isArray(frame.ticks))) {
+      // A long-poll answer with `"resync": true` carries the snapshot of its symbols.
+      if (frame.resync === true && Array.isArray(frame.ticks)) {
+        frame.ticks.forEach((t) => t && typeof t.symbol === "string" && this._resyncing.add(t.symbol));
+      }
       this._acceptTicks(frame.ticks);
     } else if (frame.type === "subscribed") {
       this.recovered = Boolean(frame.recovered);
@@ -142,7 +146,8 @@ export class TickerClient {
     } else if (frame.type === "reconnect") {
       this._reconnectNow();
     } else if (frame.type === "resync" && Array.isArray(frame.symbols)) {
-      // What follows for these symbols is a fresh snapshot. lastSeq stays: seqs only grow.
+      // What follows for these symbols is a fresh snapshot, taken whatever its seq: after a
+      // producer's seq was poisoned (or reset) the server re-bases onto a lower lineage.
       this.resyncs += 1;
       frame.symbols.forEach((s) => this._resyncing.add(s));
     } else if (frame.type === "heartbeat") {
@@ -166,11 +171,11 @@ export class TickerClient {
       // Ticks of a symbol just removed may still be in flight: not ours any more.
       if (!this.symbols.has(tick.symbol)) continue;
       const last = this.lastSeq[tick.symbol];
-      if (last !== undefined && tick.seq <= last) {
+      const announced = this._resyncing.delete(tick.symbol);
+      if (last !== undefined && tick.seq <= last && !announced) {
         this.duplicatesDropped += 1;
         continue;
       }
-      const announced = this._resyncing.delete(tick.symbol);
       if (last !== undefined && tick.seq > last + 1 && !announced) this.gaps += 1;
       this.lastSeq[tick.symbol] = tick.seq;
       if (typeof tick.ts === "number" && tick.ts > newestTs) newestTs = tick.ts;
