@@ -26,6 +26,19 @@ def _pipe(src: socket.socket, dst: socket.socket | None) -> None:
 
 
 def _serve(client: socket.socket, upstream: tuple[str, int], opened: list[socket.socket]) -> None:
+    """One proxied connection; its sockets are closed here too (the proxy may stop meanwhile)."""
+    server: socket.socket | None = None
+    try:
+        server = _relay(client, upstream, opened)
+    finally:
+        for sock in (client, server):
+            if sock is not None:
+                sock.close()
+
+
+def _relay(
+    client: socket.socket, upstream: tuple[str, int], opened: list[socket.socket]
+) -> socket.socket | None:
     head = b""
     with contextlib.suppress(OSError):
         while b"\r\n\r\n" not in head and len(head) < 65536:
@@ -34,7 +47,7 @@ def _serve(client: socket.socket, upstream: tuple[str, int], opened: list[socket
                 break
             head += chunk
     if not head:
-        return
+        return None
     # One request per connection (the browser would otherwise reuse the page's connection for
     # /sse, and this proxy only looks at the first request line).
     if b"upgrade: websocket" not in head.lower():
@@ -48,6 +61,7 @@ def _serve(client: socket.socket, upstream: tuple[str, int], opened: list[socket
     swallow = head.split(b" ", 2)[1].startswith(b"/sse") if head.count(b" ") >= 2 else False
     threading.Thread(target=_pipe, args=(client, server), daemon=True).start()
     _pipe(server, None if swallow else client)
+    return server
 
 
 @contextlib.contextmanager
