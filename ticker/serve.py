@@ -75,7 +75,8 @@ def loop_factory(env: Mapping[str, str]) -> Callable[[], asyncio.AbstractEventLo
         import uvloop
     except ImportError:
         raise SystemExit("TICKER_EVENT_LOOP=uvloop, but uvloop is not installed") from None
-    return uvloop.new_event_loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop  # typed when absent
+    return factory
 
 
 def main(argv: Sequence[str] | None = None) -> int:
