@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install dev test check fmt test-unit test-service test-integration test-e2e bench bench-quick cluster cluster-bench emulator clean
+.PHONY: help install dev test check fmt test-unit test-service test-integration test-e2e bench bench-quick cluster cluster-bench cluster-deps emulator clean
 
 help:
 	@echo "make dev          run emulator (if installed) + publisher + server on http://127.0.0.1:8080"
@@ -61,11 +61,17 @@ bench-quick: $(STAMP) bench/node/node_modules
 
 # The cluster rehearsal (bench/cluster): `make cluster` keeps one up for a person to look at
 # (ARGS="--instances 6 --clients 200" to change it); `make cluster-bench` is the measured run.
-cluster: $(STAMP)
+cluster: $(STAMP) cluster-deps
 	$(BIN)/python -m bench.cluster serve $(ARGS)
 
-cluster-bench: $(STAMP)
+cluster-bench: $(STAMP) cluster-deps
 	$(BIN)/python -m bench.cluster $(ARGS)
+
+# HAProxy and Prometheus from Debian's packages, as .ci/run installs them (apt-get needs root).
+cluster-deps:
+	@command -v haproxy >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
+	  echo "cluster: installing haproxy and prometheus with apt-get"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy prometheus; }
 
 # The load client and the Node baselines (ws, socket.io), pinned by bench/node/package-lock.json.
 bench/node/node_modules: bench/node/package-lock.json
