@@ -140,7 +140,7 @@ class Hub:
                     session.resync([symbol])
                     if tick.seq <= session.outbox.last_seq.get(symbol, -1):
                         # re-based below a poisoned seq: the client's seq gate starts afresh
-                        session.outbox.forget(symbol)
+                        session.outbox.restart(symbol)
                 session.offer(symbol, tick.seq, encoded, tick.ts)
             self.counters.deliveries += len(sessions)
 

@@ -202,3 +202,19 @@ def test_a_rebase_below_a_poisoned_seq_resets_the_clients_seq_gate():
     frames = _frames(s)
     assert any(f["type"] == "resync" for f in frames)
     assert _seqs(frames)[-1] == 19
+
+
+def test_a_rebase_keeps_the_clients_max_rate():
+    clock = FakeClock()
+    from ticker.core.reorder import Sequencer
+
+    hub = Hub(RecentTicks(64, 300.0, clock), Sequencer(0.0, clock, rebase_after=1.0))
+    s = Session("websocket", "peer", outbox_limit=64, clock=clock)
+    hub.subscribe(s, ["AAPL"], {}, max_rate=2.0)
+    hub.ingest(tick(seq=10))
+    hub.ingest(tick(seq=2**63 - 1))
+    for seq in range(11, 20):
+        clock.advance(0.25)
+        hub.ingest(tick(seq=seq))
+    assert any(f["type"] == "resync" for f in _frames(s))
+    assert s.outbox.rate("AAPL") == 2.0  # the re-base restarted the seq gate, not the pacing

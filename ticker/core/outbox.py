@@ -155,6 +155,19 @@ class Outbox:
                 out[symbol] = pace.released_seq
         return out
 
+    def restart(self, symbol: str) -> None:
+        """Start `symbol`'s seq gate afresh, keeping its pacing: the hub re-based it onto a lower
+        lineage (a poisoned seq), so what is pending or held of the old one is dropped."""
+        self.last_seq.pop(symbol, None)
+        self._pending = [e for e in self._pending if e[0] != symbol]
+        pace = self.paced.get(symbol)
+        if pace is not None:
+            pace.held = None
+            pace.released_seq = -1
+            if symbol in self._in_flight:  # its pending tick is gone: nothing to wait for
+                self._in_flight.remove(symbol)
+                pace.next_at = -math.inf
+
     def forget(self, symbol: str) -> None:
         """Drop a symbol after unsubscribe: its pending ticks, its seq gate and its pacing."""
         self.last_seq.pop(symbol, None)

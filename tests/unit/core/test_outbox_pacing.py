@@ -141,3 +141,33 @@ def test_due_time_is_never_armed_for_a_tick_still_in_flight(clock):
     box.offer("AAPL", 2, "a2", 2)  # held behind the in-flight tick
     assert box.next_due() is None  # the writer takes the in-flight one first
     assert math.isinf(box.paced["AAPL"].next_at)
+
+
+def test_a_restart_drops_the_old_lineage_but_keeps_the_rate(clock):
+    # the hub re-bases a poisoned symbol onto a lower seq: the gate starts afresh, max_rate stays
+    box = _box(clock)
+    box.offer("AAPL", 2**63 - 1, "poison", 1)  # in flight
+    box.offer("AAPL", 2**63, "held", 2)  # held behind it
+    box.restart("AAPL")
+    assert len(box) == 0
+    assert box.next_due() is None
+    assert box.rate("AAPL") == 2.0
+    assert box.offer("AAPL", 1005, "a1005", 3) is True  # lower seq accepted, goes at once
+    assert box.offer("AAPL", 1006, "a1006", 4) is False  # paced as before: held
+    assert box.take() == (["a1005"], 3)
+    clock.advance(0.5)
+    assert box.take() == (["a1006"], 4)
+    assert box.sent_seq() == {"AAPL": 1006}
+
+
+def test_a_restart_while_a_tick_is_held_keeps_the_interval_running(clock):
+    box = _box(clock)
+    box.offer("AAPL", 10, "a10", 1)
+    box.take()
+    box.offer("AAPL", 11, "a11", 2)  # held: the interval runs
+    box.restart("AAPL")
+    assert box.next_due() is None
+    assert box.offer("AAPL", 3, "a3", 3) is True  # held (wake: set the deadline), not pending
+    assert len(box) == 0  # still paced: the interval since a10 runs
+    clock.advance(0.5)
+    assert box.take() == (["a3"], 3)
