@@ -196,11 +196,15 @@ class Runtime:
             await asyncio.sleep(spread / slices)
         deadline = self.clock() + wait
         while self.hub.sessions() and self.clock() < deadline:
-            for session in self.hub.sessions():
-                session.end(DRAIN_CLOSE_CODE, "server draining")  # no-op if already asked
+            self._send_all_away()
             await asyncio.sleep(0.05)
         log.info("drained; %d sessions left", len(self.hub.sessions()))
         self._late_arrivals = asyncio.create_task(self._send_away(), name="drain-late-arrivals")
+
+    def _send_all_away(self) -> None:
+        """Ask every connected session to reconnect elsewhere (a no-op for those already asked)."""
+        for session in self.hub.sessions():
+            session.end(DRAIN_CLOSE_CODE, "server draining")
 
     async def _send_away(self) -> None:
         """Tell clients that still arrive to reconnect elsewhere at once, until shortly after close.
@@ -212,8 +216,7 @@ class Runtime:
         """
         until: float | None = None
         while until is None or self.clock() < until:
-            for session in self.hub.sessions():
-                session.end(DRAIN_CLOSE_CODE, "server draining")  # no-op if already asked
+            self._send_all_away()
             if until is None and self._closed:
                 until = self.clock() + LATE_GRACE
             await asyncio.sleep(0.05)

@@ -154,15 +154,13 @@ class Session:
         """
         loop = asyncio.get_running_loop()
         while not self.has_pending():
-            self._waiter = loop.create_future()
             due = self.outbox.next_due() if self.outbox.paced else None
             timer = None
-            if due is not None:
+            if due is not None:  # fires after wait_wake has made its waiter
                 timer = loop.call_later(max(0.0, due - self.outbox.clock()), self._wake)
             try:
-                await self._waiter
+                await self.wait_wake()
             finally:
-                self._waiter = None
                 if timer is not None:
                     timer.cancel()
 
