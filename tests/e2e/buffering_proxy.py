@@ -26,42 +26,38 @@ def _pipe(src: socket.socket, dst: socket.socket | None) -> None:
 
 
 def _serve(client: socket.socket, upstream: tuple[str, int], opened: list[socket.socket]) -> None:
-    """One proxied connection; its sockets are closed here too (the proxy may stop meanwhile)."""
-    server: socket.socket | None = None
-    try:
-        server = _relay(client, upstream, opened)
-    finally:
-        for sock in (client, server):
-            if sock is not None:
-                sock.close()
+    """One proxied connection. Its sockets are closed here, and any socket error ends it quietly:
+    the proxy may stop (and close every socket) at any point of it."""
+    with client, contextlib.suppress(OSError):
+        head = _read_head(client)
+        if not head:
+            return
+        with socket.create_connection(upstream) as server:
+            opened.append(server)
+            server.sendall(head)
+            swallow = head.split(b" ", 2)[1].startswith(b"/sse") if head.count(b" ") >= 2 else False
+            threading.Thread(target=_pipe, args=(client, server), daemon=True).start()
+            _pipe(server, None if swallow else client)
 
 
-def _relay(
-    client: socket.socket, upstream: tuple[str, int], opened: list[socket.socket]
-) -> socket.socket | None:
+def _read_head(client: socket.socket) -> bytes:
+    """The request head; for anything but a WebSocket upgrade rewritten to `Connection: close`.
+
+    One request per connection: the browser would otherwise reuse the page's connection for
+    /sse, and this proxy only looks at the first request line.
+    """
     head = b""
-    with contextlib.suppress(OSError):
-        while b"\r\n\r\n" not in head and len(head) < 65536:
-            chunk = client.recv(65536)
-            if not chunk:
-                break
-            head += chunk
-    if not head:
-        return None
-    # One request per connection (the browser would otherwise reuse the page's connection for
-    # /sse, and this proxy only looks at the first request line).
-    if b"upgrade: websocket" not in head.lower():
+    while b"\r\n\r\n" not in head and len(head) < 65536:
+        chunk = client.recv(65536)
+        if not chunk:
+            break
+        head += chunk
+    if head and b"upgrade: websocket" not in head.lower():
         lines = [
             line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")
         ]
         head = b"\r\n".join([lines[0], b"Connection: close", *lines[1:]])
-    server = socket.create_connection(upstream)
-    opened.append(server)
-    server.sendall(head)
-    swallow = head.split(b" ", 2)[1].startswith(b"/sse") if head.count(b" ") >= 2 else False
-    threading.Thread(target=_pipe, args=(client, server), daemon=True).start()
-    _pipe(server, None if swallow else client)
-    return server
+    return head
 
 
 @contextlib.contextmanager
