@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/python -m ticker.dev
+	$(BIN)/python -m ticker.ops.dev
 
 check: $(STAMP)
 	$(BIN)/ruff format --check .
@@ -79,7 +79,7 @@ bench/node/node_modules: bench/node/package-lock.json
 	touch $@
 
 emulator: $(STAMP)
-	$(BIN)/python -m ticker.dev --emulator-only
+	$(BIN)/python -m ticker.ops.dev --emulator-only
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -19,7 +19,7 @@ from dashboard.stats import ClusterStats, LocalStats
 from ticker.broker.base import Broker
 from ticker.broker.memory import InMemoryBroker
 from ticker.core.registry import InstanceRegistry
-from ticker.runtime import Runtime
+from ticker.server.runtime import Runtime
 
 EXTENSION = "ticker.dashboard"
 # The control broker's own canary: every instance reads every other one's (N^2 messages), and

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ticker.core.registry import Departure, InstanceRegistry, Peer
-from ticker.metrics import TRANSPORTS, send_totals
-from ticker.runtime import Runtime
+from ticker.server.metrics import TRANSPORTS, send_totals
+from ticker.server.runtime import Runtime
 
 Inst = dict[str, Any]
 HISTORY_SECONDS = 15 * 60

@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from quart import Quart
 
 import dashboard
-from ticker import health, metrics, pages
 from ticker.broker.base import Broker
-from ticker.logs import configure_logging
-from ticker.runtime import Runtime
-from ticker.settings import Settings
-from ticker.transports import longpoll, sse, websocket
+from ticker.server import health, metrics, pages
+from ticker.server.logs import configure_logging
+from ticker.server.runtime import Runtime
+from ticker.server.settings import Settings
+from ticker.server.transports import longpoll, sse, websocket
 
 
 def create_app(env: Mapping[str, str] | None = None, *, broker: Broker | None = None) -> Quart:

@@ -6,7 +6,7 @@ Rules:
   cut when the timeout ends. Here SIGTERM/SIGINT instead run `Runtime.shutdown()` first:
   readiness 503 at once, `reconnect` + close 1012 to every client (spread over ~1 s), the
   subscription deleted; only then does Hypercorn stop listening and finish.
-- One process, one worker, one subscription. Settings come from `ticker.hypercorn_conf`;
+- One process, one worker, one subscription. Settings come from `ticker.server.hypercorn_conf`;
   the bind address from `--bind`, else `0.0.0.0:$PORT` (App Engine), else 127.0.0.1:8080.
 """
 
@@ -24,10 +24,10 @@ from hypercorn.config import Config
 from quart import Quart
 
 from ticker.app import create_app
-from ticker.transports import runtime_of
+from ticker.server.transports import runtime_of
 
 log = logging.getLogger(__name__)
-CONFIG_MODULE = "ticker.hypercorn_conf"
+CONFIG_MODULE = "ticker.server.hypercorn_conf"
 
 
 def default_bind(env: Mapping[str, str]) -> str:
@@ -37,7 +37,7 @@ def default_bind(env: Mapping[str, str]) -> str:
 
 
 def load_config(bind: str) -> Config:
-    """Hypercorn's config from `ticker.hypercorn_conf`, bound to `bind`."""
+    """Hypercorn's config from `ticker.server.hypercorn_conf`, bound to `bind`."""
     config = Config.from_object(CONFIG_MODULE)
     config.bind = [bind]
     return config

@@ -1,6 +1,6 @@
 """The baselines' tick source: the same random walk and pacing as the ticker's simulated feed.
 
-Rule: the very same paced generator (`ticker.feed.paced_random_walk`: random walk,
+Rule: the very same paced generator (`ticker.stream.feed.paced_random_walk`: random walk,
 absolute-deadline pacer, batching per wake-up with a 2 ms minimum sleep), so every stack gets the
 same ticks at the same rate. The ticker's feed also encodes/decodes through its broker; the
 baselines skip that, which only flatters them.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from ticker.feed import paced_random_walk
+from ticker.stream.feed import paced_random_walk
 
 TickHandler = Callable[[dict[str, object]], None]
 

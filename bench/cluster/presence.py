@@ -28,7 +28,7 @@ import orjson
 from bench import procs
 from bench.cluster import report
 from bench.cluster.stack import PROJECT, Cluster, http_json, wait_until
-from ticker.emulator import Emulator
+from ticker.ops.emulator import Emulator
 
 TIB = 2**40
 MONTH_S = 30 * 86_400

@@ -41,7 +41,7 @@ import jinja2
 
 from bench import procs
 from bench.procs import free_port
-from ticker.emulator import Emulator, emulator_available
+from ticker.ops.emulator import Emulator, emulator_available
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -1,8 +1,8 @@
 """Floods and hostile input against real server processes (issue 13): memory, FDs, logs, peers.
 
 Each test starts its own server (`python -m ticker.serve`, the production entrypoint with
-`ticker/hypercorn_conf.py`, unless it says plain `hypercorn`), attacks it with raw sockets that
-send crafted bytes, and reads what the attack cost from the server's `/proc` entries: resident
+`ticker/server/hypercorn_conf.py`, unless it says plain `hypercorn`), attacks it with raw sockets
+that send crafted bytes, and reads what the attack cost from the server's `/proc` entries: resident
 memory, open file descriptors, sockets in CLOSE-WAIT. `TICKER_SOAK=1` runs the full-size variants.
 """
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.servers import REPO, UNIT_S, free_port, http_status, missing
-from ticker.emulator import emulator_available, running_emulator
+from ticker.ops.emulator import emulator_available, running_emulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 PRICE = re.compile(r"^\d+\.\d{2,}$")

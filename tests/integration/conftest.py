@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ticker.emulator import Emulator, emulator_available, running_emulator
+from ticker.ops.emulator import Emulator, emulator_available, running_emulator
 
 MISSING = (
     "Pub/Sub emulator not available: needs gcloud, java and the pubsub-emulator component "

@@ -26,7 +26,7 @@ from typing import Any
 
 import websockets
 
-from ticker.emulator import PROJECT, free_port
+from ticker.ops.emulator import PROJECT, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,9 +20,9 @@ from ticker.broker.base import Broker
 from ticker.broker.canary import canary_message
 from ticker.broker.memory import InMemoryBroker, MemoryBus
 from ticker.broker.pubsub import PubSubBroker
-from ticker.emulator import PROJECT
-from ticker.runtime import Runtime
-from ticker.settings import Settings
+from ticker.ops.emulator import PROJECT
+from ticker.server.runtime import Runtime
+from ticker.server.settings import Settings
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 15.0

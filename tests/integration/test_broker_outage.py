@@ -24,7 +24,7 @@ from tests.integration.servers import (
     server_env,
     stop_clients,
 )
-from ticker.emulator import emulator_available, running_emulator
+from ticker.ops.emulator import emulator_available, running_emulator
 
 pytestmark = pytest.mark.integration
 

@@ -27,9 +27,9 @@ from tests.integration.servers import WsClient, poll_until
 from tests.integration.stack import PROJECT, start_pubsub_server
 from tests.support.servers import http_status
 from ticker.broker.pubsub import PubSubBroker
-from ticker.emulator import PROJECT as EMULATOR_PROJECT
-from ticker.runtime import Runtime
-from ticker.settings import Settings
+from ticker.ops.emulator import PROJECT as EMULATOR_PROJECT
+from ticker.server.runtime import Runtime
+from ticker.server.settings import Settings
 
 pytestmark = pytest.mark.integration
 JUNK = 100_000

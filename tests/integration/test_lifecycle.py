@@ -33,7 +33,7 @@ from tests.integration.servers import (
 )
 from ticker.broker import admin
 from ticker.broker.admin import SubscriptionState
-from ticker.emulator import PROJECT
+from ticker.ops.emulator import PROJECT
 
 pytestmark = pytest.mark.integration
 
@@ -175,7 +175,7 @@ def test_sigterm_cycles_clean_up_and_janitor_sweeps_only_the_dead(emulator, uniq
         assert instance_subscriptions(topic) == dead | {live_sub}
 
         swept = subprocess.run(
-            [sys.executable, "-m", "ticker.janitor", "--project", PROJECT,
+            [sys.executable, "-m", "ticker.ops.janitor", "--project", PROJECT,
              "--topics", f"{topic},{topic}-control", "--window", "6"],
             cwd=REPO, capture_output=True, text=True, timeout=60,
         )  # fmt: skip

@@ -18,10 +18,10 @@ import pytest
 from tests.conftest import timeout
 from tests.integration.brokers import eventually
 from ticker.broker.pubsub import PubSubBroker
-from ticker.emulator import PROJECT
-from ticker.runtime import Runtime
-from ticker.session import Session
-from ticker.settings import Settings
+from ticker.ops.emulator import PROJECT
+from ticker.server.runtime import Runtime
+from ticker.server.settings import Settings
+from ticker.stream.session import Session
 
 pytestmark = pytest.mark.integration
 POISON = 2**63 - 1

@@ -19,7 +19,7 @@ from google.cloud import pubsub_v1
 
 from tests.integration.brokers import Recorder, eventually, tick_bytes
 from ticker.broker.pubsub import PubSubBroker
-from ticker.emulator import PROJECT
+from ticker.ops.emulator import PROJECT
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from quart.testing.connections import WebsocketDisconnectError
 from tests.conftest import timeout
 from ticker.app import create_app
 from ticker.broker.memory import InMemoryBroker
-from ticker.runtime import Runtime
-from ticker.transports import runtime_of
+from ticker.server.runtime import Runtime
+from ticker.server.transports import runtime_of
 
 ORIGIN = "http://localhost"  # the Quart test client's Host is `localhost`
 BASE_ENV = {"TICKER_BROKER": "memory", "TICKER_SIM_RATE": "0", "TICKER_ADMIN_TOKEN": "t"}

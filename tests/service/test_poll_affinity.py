@@ -14,7 +14,7 @@ from tests.service.streams import BASE_ENV
 from ticker.app import create_app
 from ticker.broker.memory import InMemoryBroker, MemoryBus
 from ticker.core.codec import tick_to_bytes
-from ticker.transports import runtime_of
+from ticker.server.transports import runtime_of
 
 
 @contextlib.asynccontextmanager

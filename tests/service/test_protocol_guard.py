@@ -1,4 +1,4 @@
-"""The Hypercorn internals `ticker.transports.protocol_guard` overrides keep the shape it expects.
+"""The Hypercorn internals that `protocol_guard` overrides keep the shape it expects.
 
 The guards subclass Hypercorn 0.18's `TCPServer` and `WSStream` and re-implement two of their
 methods (`TCPServer._read_data`, `WSStream._handle_events`); an upgrade that changes them must fail
@@ -20,8 +20,8 @@ from tests.conftest import FakeClock
 from tests.service.streams import BASE_ENV
 from ticker.app import create_app
 from ticker.broker.memory import InMemoryBroker
-from ticker.transports import protocol_guard
-from ticker.transports.protocol_guard import GuardedTCPServer, GuardedWSStream, Notes
+from ticker.server.transports import protocol_guard
+from ticker.server.transports.protocol_guard import GuardedTCPServer, GuardedWSStream, Notes
 
 
 def _params(func: object) -> list[str]:

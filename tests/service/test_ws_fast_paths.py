@@ -1,7 +1,7 @@
 """/ws under a real Hypercorn (in process): the socket fast paths keep every tick, in order.
 
-The Quart test client has no socket, so `ticker.transports.wsfast` falls back there; this pins
-the Hypercorn shapes it relies on and the ordering across direct writes, batches and fallbacks.
+The Quart test client has no socket, so `ticker.server.transports.wsfast` falls back there; this
+pins the Hypercorn shapes it relies on and the ordering across direct writes, batches and fallbacks.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from tests.conftest import tick, timeout
 from tests.service.streams import BASE_ENV, eventually
 from ticker.app import create_app
 from ticker.broker.memory import InMemoryBroker
-from ticker.runtime import Runtime
-from ticker.transports import runtime_of
+from ticker.server.runtime import Runtime
+from ticker.server.transports import runtime_of
 
 
 def _free_port() -> int:

@@ -99,7 +99,7 @@ class ServerFactory:
         self._servers: list[Server] = []
 
     def __call__(self, port: int | None = None, **env: str | None) -> Server:
-        """Plain `hypercorn` with its own defaults (no `ticker.hypercorn_conf`).
+        """Plain `hypercorn` with its own defaults (no `ticker.server.hypercorn_conf`).
 
         `port` (default: a free one) restarts a server where an earlier one was.
         """

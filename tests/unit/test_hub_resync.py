@@ -6,8 +6,8 @@ import orjson
 
 from tests.conftest import FakeClock, tick
 from ticker.core.history import RecentTicks
-from ticker.hub import Hub
-from ticker.session import Session
+from ticker.stream.hub import Hub
+from ticker.stream.session import Session
 
 
 def _hub(size=8) -> Hub:

@@ -10,10 +10,10 @@ STDLIB_OK_IN_CORE = {"orjson"}
 QUART_ALLOWED = (
     "ticker/app.py",
     "ticker/serve.py",  # the runner: an edge like app.py
-    "ticker/transports/",
-    "ticker/health.py",
-    "ticker/pages.py",
-    "ticker/metrics.py",
+    "ticker/server/transports/",
+    "ticker/server/health.py",
+    "ticker/server/pages.py",
+    "ticker/server/metrics.py",
     "dashboard/",
 )
 
@@ -53,5 +53,23 @@ def test_quart_is_imported_only_at_the_edges():
 
 
 def test_the_google_client_stays_in_brokers_and_publisher_sinks():
-    for path in _modules("ticker/core", "ticker/transports"):
+    for path in _modules("ticker/core", "ticker/server/transports"):
         assert "google" not in _imports(path), path
+
+
+def test_the_stream_engine_knows_no_server_and_no_http():
+    for path in _modules("ticker/stream"):
+        imported = _imports_dotted(path)
+        edge = {n for n in imported if n.startswith(("ticker.server", "quart", "hypercorn"))}
+        assert not edge, f"{path.relative_to(ROOT)} imports {edge}"
+
+
+def _imports_dotted(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names

@@ -6,7 +6,7 @@ import logging
 import sys
 
 from tests.conftest import FakeClock
-from ticker.logs import ConnectionErrorDigest
+from ticker.server.logs import ConnectionErrorDigest
 
 
 def _record(name: str = "asyncio", msg: str = ConnectionErrorDigest.PREFIX + "\ntransport: x"):

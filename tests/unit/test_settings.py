@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ticker.core.errors import ConfigError
-from ticker.settings import Settings
+from ticker.server.settings import Settings
 
 
 def test_defaults_pick_memory_and_generate_an_admin_token():

@@ -5,7 +5,7 @@ import gc
 
 from tests.conftest import timeout
 from ticker.core.flush import AdaptiveFlush
-from ticker.tuning import FlushClock, ProcessTuning
+from ticker.stream.tuning import FlushClock, ProcessTuning
 
 
 async def test_resting_writers_share_one_instant():

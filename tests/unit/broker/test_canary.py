@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ticker.broker.canary import CANARY_ATTRIBUTE, StreamWatch, canary_message, canary_source
-from ticker.janitor import orphaned
+from ticker.ops.janitor import orphaned
 from ticker.serve import default_bind
 
 

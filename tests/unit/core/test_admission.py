@@ -153,7 +153,7 @@ def test_new_streams_spend_a_token_and_refill_at_the_rate(clock):
 
 
 def test_an_office_of_hundreds_behind_one_address_gets_in_with_the_defaults(clock):
-    from ticker.settings import Settings
+    from ticker.server.settings import Settings
 
     s = Settings()
     policy = AddressPolicy(s.max_connections_per_address, s.connect_rate, s.connect_burst, clock)

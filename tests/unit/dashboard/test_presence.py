@@ -12,8 +12,8 @@ from dashboard.stats import ClusterStats, LocalStats
 from tests.conftest import FakeClock, timeout
 from ticker.broker.memory import InMemoryBroker, MemoryBus
 from ticker.core.registry import InstanceRegistry
-from ticker.runtime import Runtime
-from ticker.settings import Settings
+from ticker.server.runtime import Runtime
+from ticker.server.settings import Settings
 
 
 def make_presence(name: str, bus: MemoryBus, clock: FakeClock) -> Presence:

@@ -8,9 +8,9 @@ from dashboard.stats import ClusterStats, LocalStats, RateMeter, cluster_view, s
 from tests.conftest import FakeClock
 from ticker.broker.memory import InMemoryBroker
 from ticker.core.registry import Departure, InstanceRegistry, Peer
-from ticker.runtime import Runtime
-from ticker.session import Session
-from ticker.settings import Settings
+from ticker.server.runtime import Runtime
+from ticker.server.settings import Settings
+from ticker.stream.session import Session
 
 
 def inst(ident: str, connections: int = 0, **extra: object) -> dict[str, object]:

@@ -60,7 +60,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Ping
 from wsproto.frame_protocol import CloseReason
 
-log = structlog.get_logger("ticker.transports")
+log = structlog.get_logger("ticker.server.transports")
 
 OVERSIZE_CLOSE_GRACE = 0.5  # s after our 1009 for the peer's close reply, then the TCP cut
 HEADER_TIMEOUT = 10.0  # s for a request's headers to arrive complete (TICKER_HEADER_TIMEOUT)

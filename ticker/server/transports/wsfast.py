@@ -36,8 +36,8 @@ from wsproto.connection import ConnectionState
 
 from ticker.core.codec import ticks_frame
 from ticker.core.latency import LatencyWindow
-from ticker.session import Session
-from ticker.tuning import FlushClock
+from ticker.stream.session import Session
+from ticker.stream.tuning import FlushClock
 
 AsgiSend = Callable[[dict[str, object]], Awaitable[None]]
 Direct = Callable[[str, int], bool]

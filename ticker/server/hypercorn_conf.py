@@ -1,5 +1,5 @@
 """Hypercorn settings for every way the service is run (`python -m ticker.serve`, or
-`hypercorn --config python:ticker.hypercorn_conf "ticker.app:create_app()"`).
+`hypercorn --config python:ticker.server.hypercorn_conf "ticker.app:create_app()"`).
 
 Rules: constants only (no environment reads, no bind: the command line gives it). One worker per
 process: every process is its own Pub/Sub subscriber, so scale with processes/instances.
@@ -15,9 +15,9 @@ workers = 1
 graceful_timeout = 20.0
 shutdown_timeout = 10.0  # the lifespan shutdown (a second, no-op drain + close) after that
 # Clients send tiny JSON frames; the default 16 MiB invites memory abuse (RELIABILITY S4).
-# Hypercorn alone keeps buffering an oversized message after its 1009; the app's
-# `ticker.transports.protocol_guard` (installed by create_app, so under plain `hypercorn` too)
-# stops at the limit and cuts the connection 0.5 s later.
+# Hypercorn alone keeps buffering an oversized message after its 1009; the app's protocol guard
+# (`ticker.server.transports.protocol_guard`, installed by create_app, so under plain `hypercorn`
+# too) stops at the limit and cuts the connection 0.5 s later.
 websocket_max_message_size = 16 * 1024
 # Idle keep-alive above the Google front end's 600 s, so the proxy, not us, closes idle
 # connections (no 502 races). A held long poll (<= 25 s) is an open request, not idle time.

@@ -4,7 +4,7 @@ Rules: configure once per process; never log tokens or message bodies. A connect
 with an exception inside the server (asyncio's "Unhandled exception in client_connected_cb") is
 logged as one short line with the exception's type, at most once a minute with a count
 (`ConnectionErrorDigest`): any peer can trigger those, and a 3 KB traceback each is a cheap log
-flood. `ticker.transports.protocol_guard` removes the known causes; this bounds unknown ones.
+flood. `ticker.server.transports.protocol_guard` removes the known causes; this bounds unknown ones.
 """
 
 from __future__ import annotations

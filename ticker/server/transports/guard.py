@@ -34,11 +34,11 @@ from ticker.core.admission import (
     trusted_peer,
 )
 from ticker.core.codec import error_frame
-from ticker.hub import HubCounters
-from ticker.settings import Settings
-from ticker.transports import runtime_of
+from ticker.server.settings import Settings
+from ticker.server.transports import runtime_of
+from ticker.stream.hub import HubCounters
 
-log = structlog.get_logger("ticker.transports")
+log = structlog.get_logger("ticker.server.transports")
 _KEY = "ticker_guard"
 SHOWN_ORIGIN_CHARS = 120
 

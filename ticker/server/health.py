@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, current_app, jsonify
 
-from ticker.transports import runtime_of
+from ticker.server.transports import runtime_of
 
 bp = Blueprint("health", __name__)
 

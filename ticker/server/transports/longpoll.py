@@ -28,17 +28,17 @@ import orjson
 from quart import Blueprint, Response, current_app, request
 
 from ticker.core.errors import ClientError
-from ticker.runtime import Runtime
-from ticker.session import Session
-from ticker.transports import runtime_of
-from ticker.transports.guard import guard_of, setup_guard
-from ticker.transports.params import (
+from ticker.server.runtime import Runtime
+from ticker.server.transports import runtime_of
+from ticker.server.transports.guard import guard_of, setup_guard
+from ticker.server.transports.params import (
     bad_request,
     max_rate_param,
     next_cursor,
     since_param,
     symbols_param,
 )
+from ticker.stream.session import Session
 
 bp = Blueprint("longpoll", __name__)
 bp.record_once(setup_guard)

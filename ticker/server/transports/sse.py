@@ -30,20 +30,20 @@ from quart import Blueprint, Response, current_app, request
 
 from ticker.core.codec import frame, ticks_frame
 from ticker.core.errors import ClientError
-from ticker.runtime import Runtime
-from ticker.session import Session
-from ticker.transports import runtime_of, schedule_rotation
-from ticker.transports.guard import Admission, Guard, guard_of, setup_guard, shown
-from ticker.transports.params import (
+from ticker.server.runtime import Runtime
+from ticker.server.transports import runtime_of, schedule_rotation
+from ticker.server.transports.guard import Admission, Guard, guard_of, setup_guard, shown
+from ticker.server.transports.params import (
     bad_request,
     max_rate_param,
     next_cursor,
     since_param,
     symbols_param,
 )
+from ticker.stream.session import Session
 
 bp = Blueprint("sse", __name__)
-log = structlog.get_logger("ticker.transports")
+log = structlog.get_logger("ticker.server.transports")
 bp.record_once(setup_guard)
 
 

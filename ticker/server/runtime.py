@@ -28,11 +28,11 @@ from ticker.core.history import RecentTicks
 from ticker.core.latency import LatencyWindow
 from ticker.core.pollers import RecentPollers
 from ticker.core.reorder import Sequencer
-from ticker.feed import run_simulated_feed
-from ticker.hub import Hub
-from ticker.metrics import LatencyHistogram
-from ticker.settings import Settings
-from ticker.tuning import FlushClock, ProcessTuning
+from ticker.server.metrics import LatencyHistogram
+from ticker.server.settings import Settings
+from ticker.stream.feed import run_simulated_feed
+from ticker.stream.hub import Hub
+from ticker.stream.tuning import FlushClock, ProcessTuning
 
 log = logging.getLogger(__name__)
 MALFORMED_LOG_EVERY = 100

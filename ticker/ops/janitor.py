@@ -1,4 +1,4 @@
-"""`python -m ticker.janitor`: delete the subscriptions of instances that are gone.
+"""`python -m ticker.ops.janitor`: delete the subscriptions of instances that are gone.
 
 Why: every server process creates its own `ticker-*` subscription and deletes it on SIGTERM, but
 a crashed process (kill -9, OOM, host failure) leaves it behind: real Pub/Sub keeps it for the
@@ -40,7 +40,7 @@ from google.cloud import pubsub_v1
 
 from ticker.broker import admin
 from ticker.broker.canary import canary_message, canary_source
-from ticker.settings import Settings
+from ticker.server.settings import Settings
 
 log = logging.getLogger(__name__)
 SWEPT_PREFIXES = (admin.SUBSCRIPTION_PREFIX, "janitor-")
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI: sweep the price topic and the control topic of the configured project."""
     settings = Settings.from_env(os.environ)
     parser = argparse.ArgumentParser(
-        prog="python -m ticker.janitor",
+        prog="python -m ticker.ops.janitor",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -25,7 +25,7 @@ from ticker.core.codec import encode_tick, subscribed_frame, unsubscribed_frame
 from ticker.core.history import RecentTicks
 from ticker.core.reorder import OrderCounters, Release, Sequencer
 from ticker.core.ticks import Tick
-from ticker.session import Session, Transport
+from ticker.stream.session import Session, Transport
 
 EVICTION_SCAN = 64  # subscribed symbols skipped (and moved to the recent end) per eviction
 

@@ -23,14 +23,14 @@ from prometheus_client.process_collector import ProcessCollector
 from quart import Blueprint, Quart, Response, current_app
 
 from ticker.core.latency import LatencyWindow
-from ticker.hub import Hub, HubCounters
+from ticker.stream.hub import Hub, HubCounters
 
 if TYPE_CHECKING:
-    from ticker.runtime import Runtime
+    from ticker.server.runtime import Runtime
 
 TRANSPORTS = ("websocket", "sse", "longpoll")
 LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000)
-EXTENSION = "ticker.metrics"
+EXTENSION = "ticker.server.metrics"
 
 bp = Blueprint("metrics", __name__)
 

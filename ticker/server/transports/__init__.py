@@ -7,9 +7,9 @@ import random
 
 from quart import Quart
 
-from ticker.runtime import Runtime
-from ticker.session import Session
-from ticker.settings import Settings
+from ticker.server.runtime import Runtime
+from ticker.server.settings import Settings
+from ticker.stream.session import Session
 
 
 def runtime_of(app: Quart) -> Runtime:

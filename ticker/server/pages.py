@@ -8,6 +8,8 @@ autoescaping or a JSON island read with `textContent`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from quart import Blueprint, Response, render_template, request
 
 from ticker.core.errors import InvalidTick
@@ -19,10 +21,12 @@ DEFAULT_SYMBOLS = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA")
 MAX_PAGE_SYMBOLS = 100
 
 # static_url_path differs from the app's own /static so the two routes never shadow each other;
-# templates sit under pages/ so names like base.html cannot clash with another blueprint's.
+# templates sit under pages/ so names like base.html cannot clash with another blueprint's. The
+# page's templates and assets are the package's (ticker/templates, ticker/static), not this edge's.
 bp = Blueprint(
     "pages",
     __name__,
+    root_path=str(Path(__file__).resolve().parents[1]),
     template_folder="templates",
     static_folder="static",
     static_url_path="/assets",

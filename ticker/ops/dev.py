@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 
-from ticker.emulator import Emulator, emulator_available
+from ticker.ops.emulator import Emulator, emulator_available
 
 READY_TIMEOUT = 60.0
 
@@ -72,7 +72,7 @@ def _maybe_emulator(use: bool) -> Iterator[Emulator | None]:
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m ticker.dev", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ticker.ops.dev", description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     parser.add_argument("--rate", type=float, default=20.0, help="ticks/s in total (default 20)")
     parser.add_argument("--symbols", default="AAPL,MSFT,GOOG,AMZN,NVDA,TSLA,META,NFLX,AMD,INTC")

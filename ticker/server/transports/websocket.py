@@ -32,13 +32,13 @@ from ticker.core.client_ops import Ping, Subscribe, Unsubscribe, clamp_rate, par
 from ticker.core.codec import error_frame, frame
 from ticker.core.errors import ClientError
 from ticker.core.ratelimit import RateDecision, TokenBucket
-from ticker.runtime import Runtime
-from ticker.session import Session
-from ticker.transports import deflate, protocol_guard, runtime_of, schedule_rotation, wsfast
-from ticker.transports.guard import app_of, guard_of, setup_guard, shown
+from ticker.server.runtime import Runtime
+from ticker.server.transports import deflate, protocol_guard, runtime_of, schedule_rotation, wsfast
+from ticker.server.transports.guard import app_of, guard_of, setup_guard, shown
+from ticker.stream.session import Session
 
 bp = Blueprint("websocket", __name__)
-log = structlog.get_logger("ticker.transports")
+log = structlog.get_logger("ticker.server.transports")
 
 _TICK_FRAMES = wsfast.TickFrames()  # one-tick frames, built once per tick for every client
 CLOSE_GOING_AWAY = 1001
