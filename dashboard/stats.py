@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ticker.core.registry import Departure, InstanceRegistry, Peer
-from ticker.server.metrics import TRANSPORTS, send_totals
+from ticker.server.metrics import send_totals
 from ticker.server.runtime import Runtime
+from ticker.stream.session import TRANSPORTS
 
 Inst = dict[str, Any]
 HISTORY_SECONDS = 15 * 60
@@ -114,6 +115,7 @@ class LocalStats:
                 "frames_sent": sum(s.frames for s in sent.values()),
                 "ticks_sent": sum(s.ticks for s in sent.values()),
                 "conflated": sum(s.conflated for s in sent.values()),
+                "direct_writes": sum(s.direct for s in sent.values()),
             },
             "errors_by_code": dict(counters.errors_by_code),
             "latency_ms": {"p50": _ms(p50), "p99": _ms(p99)},

@@ -89,7 +89,7 @@ def test_local_snapshot_counts_sessions_and_sent_totals(runtime: Runtime, clock:
     session = Session("websocket", "1.2.3.4", outbox_limit=8)
     runtime.hub.attach(session)
     runtime.hub.subscribe(session, ["AAPL"], {})
-    session.frames_sent, session.ticks_sent = 4, 10
+    session.frames_sent, session.ticks_sent, session.direct_sent = 4, 10, 3
     clock.advance(2.0)
     local.sample()
     snap = local.snapshot()
@@ -99,6 +99,7 @@ def test_local_snapshot_counts_sessions_and_sent_totals(runtime: Runtime, clock:
     assert snap["frames_sent_per_s"] == 2.0
     runtime.hub.detach(session)  # totals survive the session
     assert local.snapshot()["totals"]["ticks_sent"] == 10
+    assert local.snapshot()["totals"]["direct_writes"] == 3
     assert sanitize(snap) == snap  # what we publish is what peers accept
 
 
