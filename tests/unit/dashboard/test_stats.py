@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.stats import ClusterStats, LocalStats, RateMeter, cluster_view, sanitize
+from dashboard.stats import (
+    ClusterStats,
+    LocalStats,
+    RateMeter,
+    broker_health,
+    cluster_view,
+    sanitize,
+)
 from tests.conftest import FakeClock
 from ticker.broker.memory import InMemoryBroker
 from ticker.core.registry import Departure, InstanceRegistry, Peer
@@ -117,3 +124,10 @@ def test_cluster_stats_history_is_bounded(runtime: Runtime, clock: FakeClock) ->
     assert cluster.sample()["instances"] == 1
     [gone] = cluster.view()["cluster"]["departed"]
     assert (gone["id"], gone["last"]["connections"]) == ("peer", 4)
+
+
+async def test_broker_health_comes_from_the_broker_protocol(runtime: Runtime) -> None:
+    assert broker_health(runtime) == {"kind": "memory", "healthy": False}  # not started
+    await runtime.broker.start(lambda data, attributes: None)
+    assert broker_health(runtime) == {"kind": "memory", "healthy": True}
+    await runtime.broker.close()
