@@ -170,7 +170,7 @@ class Presence:
 
     def heartbeat_stats(self) -> dict[str, Any]:
         """This instance's stats for the next beat, without `symbols` when peers have them."""
-        stats = self.cluster.local.snapshot()
+        stats: dict[str, Any] = dict(self.cluster.local.snapshot())
         peers = {p.id for p in self.registry.live()}
         number = self._last_beat + 1
         joined = bool(peers - self._sent_peers)

@@ -2,8 +2,9 @@
 
 Rules:
 - `INST` is the contract's per-instance object (`id`, `connections`, `by_transport`, `symbols`)
-  plus extra fields; a peer's INST arrives as JSON, so `sanitize` checks the contract fields
-  before anything sums them (a bad peer message must not break every dashboard).
+  plus extra fields (`dashboard/instance.py` types both); a peer's INST arrives as JSON, so
+  `sanitize` checks the contract fields before anything sums them (a bad peer message must not
+  break every dashboard).
 - Rates are per second between two samples of monotonic totals (`RateMeter`), sampled about
   once a second by the presence loop, so reading stats never changes them.
 - The 15-minute history is kept here, server-side and bounded, so a freshly opened dashboard
@@ -15,14 +16,16 @@ from __future__ import annotations
 
 import os
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
 
+from dashboard.instance import BrokerView, ContractStats, InstanceStats
 from ticker.core.registry import Departure, InstanceRegistry, Peer
-from ticker.server.metrics import TRANSPORTS, send_totals
+from ticker.server.metrics import send_totals
 from ticker.server.runtime import Runtime
+from ticker.stream.session import TRANSPORTS
 
-Inst = dict[str, Any]
+Inst = Mapping[str, Any]  # an instance as the cluster view holds it: INST and its `age_s`
 HISTORY_SECONDS = 15 * 60
 MAX_SYMBOLS_PER_PEER = 10_000
 
@@ -74,7 +77,7 @@ class LocalStats:
             "ticks_sent": sum(s.ticks for s in sent),
         }
 
-    def snapshot(self) -> Inst:
+    def snapshot(self) -> InstanceStats:
         """The contract's INST for this instance, with every extra field."""
         runtime, hub = self.runtime, self.runtime.hub
         by_transport = dict(hub.connections_by_transport())
@@ -114,6 +117,7 @@ class LocalStats:
                 "frames_sent": sum(s.frames for s in sent.values()),
                 "ticks_sent": sum(s.ticks for s in sent.values()),
                 "conflated": sum(s.conflated for s in sent.values()),
+                "direct_writes": sum(s.direct for s in sent.values()),
             },
             "errors_by_code": dict(counters.errors_by_code),
             "latency_ms": {"p50": _ms(p50), "p99": _ms(p99)},
@@ -125,18 +129,20 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def broker_health(runtime: Runtime) -> dict[str, Any]:
+def broker_health(runtime: Runtime) -> BrokerView:
     """The subscription's health as far as the broker tells (Pub/Sub reports more than memory)."""
-    broker = runtime.broker
-    health: dict[str, Any] = {"kind": runtime.settings.broker, "healthy": broker.healthy()}
-    for extra in ("subscription_path", "resubscribes", "callback_errors"):
-        value = getattr(broker, extra, None)
-        if isinstance(value, str | int):
-            health[extra.removesuffix("_path")] = value
-    return health
+    health = runtime.broker.health()
+    view: BrokerView = {"kind": runtime.settings.broker, "healthy": health.healthy}
+    if health.subscription is not None:
+        view["subscription"] = health.subscription
+    if health.resubscribes is not None:
+        view["resubscribes"] = health.resubscribes
+    if health.callback_errors is not None:
+        view["callback_errors"] = health.callback_errors
+    return view
 
 
-def sanitize(payload: object) -> Inst | None:
+def sanitize(payload: object) -> ContractStats | None:
     """A peer's INST if its contract fields are well-formed; None otherwise."""
     if not isinstance(payload, dict):
         return None
@@ -152,7 +158,7 @@ def sanitize(payload: object) -> Inst | None:
         return None
     if not all(isinstance(k, str) and _count(v) for k, v in symbols.items()):
         return None
-    return dict(payload)
+    return cast(ContractStats, dict(payload))  # checked above; extra fields ride along
 
 
 def _count(value: object) -> bool:
@@ -205,11 +211,11 @@ def _departure(departure: Departure, now: float) -> dict[str, Any]:
     }
 
 
-def _total(instances: list[Inst], key: str) -> float:
+def _total(instances: Sequence[Inst], key: str) -> float:
     return round(sum(float(i.get(key) or 0.0) for i in instances), 2)
 
 
-def _worst(instances: list[Inst], key: str) -> float | None:
+def _worst(instances: Sequence[Inst], key: str) -> float | None:
     """The worst instance's percentile: honest, since percentiles cannot be averaged."""
     values = [
         float(v)

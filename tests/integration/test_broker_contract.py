@@ -2,7 +2,8 @@
 the same tests as Pub/Sub on the real emulator (broadcaster's contract-test idea).
 
 Scenarios: per-symbol order; duplicates delivered and tolerated (the hub counts them);
-close() releases the subscription; bad bytes never stop delivery; canaries never reach the handler.
+close() releases the subscription; bad bytes never stop delivery; canaries never reach the handler;
+health is one value (`Broker.health()`) with what each broker knows.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import orjson
 import pytest
 from google.cloud import pubsub_v1
 
+from dashboard.stats import broker_health
 from tests.integration.brokers import Recorder, eventually, tick_bytes
 from ticker.broker import admin
 from ticker.broker.admin import SubscriptionState
@@ -117,3 +119,28 @@ async def test_canaries_never_reach_the_handler(new_broker):
     await broker.publish(tick_bytes("AAPL", 1), {"symbol": "AAPL"}, "AAPL")
     await eventually(lambda: recorder.messages, TIMEOUT, "the tick")
     assert all("ticker_canary" not in attrs for _, attrs in recorder.messages)
+
+
+async def test_health_is_one_value_with_what_the_broker_knows(new_broker, kind):
+    broker = new_broker()
+    assert not broker.health().healthy  # not started yet
+    await started(broker, Recorder())
+    health = broker.health()
+    assert (health.healthy, health.problem) == (True, None)
+    view = broker_health(Runtime.build(Settings(sim_rate=0, broker=kind), broker=broker))
+    if isinstance(broker, PubSubBroker):
+        assert (health.resubscribes, health.callback_errors) == (0, 0)
+        assert health.subscription == broker.subscription_path
+        assert view == {
+            "kind": "pubsub",
+            "healthy": True,
+            "subscription": broker.subscription_path,
+            "resubscribes": 0,
+            "callback_errors": 0,
+        }
+    else:
+        assert (health.subscription, health.resubscribes, health.callback_errors) == (None,) * 3
+        assert view == {"kind": "memory", "healthy": True}
+    await broker.close()
+    assert not broker.health().healthy
+    assert broker.health().problem is not None

@@ -300,6 +300,7 @@ async def test_metrics_are_prometheus_text_and_per_app(apps) -> None:
     for name in (
         "ticker_ticks_received_total",
         "ticker_frames_sent_total",
+        "ticker_direct_writes_total",
         "ticker_ticks_conflated_total",
         "ticker_publish_to_send_latency_seconds_bucket",
         "ticker_error_frames_total",

@@ -102,3 +102,17 @@ async def test_a_quiet_client_gets_one_frame_per_tick_through_the_direct_path():
             runtime.hub.ingest(tick("MSFT", seq=seq))
             assert not session.has_pending()  # written synchronously, nothing queued
             assert await _ticks(ws, 1) == [seq]
+        assert (session.direct_sent, session.ticks_sent) == (5, 5)  # counted, and apart
+        metrics = await _get(host, "/metrics")
+        assert 'ticker_direct_writes_total{transport="websocket"} 5.0' in metrics
+
+
+async def _get(host: str, path: str) -> str:
+    """The body of a plain HTTP/1.1 GET (the server closes after it)."""
+    name, port = host.split(":")
+    reader, writer = await asyncio.open_connection(name, int(port))
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    async with asyncio.timeout(timeout(5.0)):
+        raw = await reader.read()
+    writer.close()
+    return raw.decode().partition("\r\n\r\n")[2]

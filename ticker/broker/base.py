@@ -7,6 +7,7 @@ messages; it never raises into the caller for a bad message.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 MessageHandler = Callable[[bytes, Mapping[str, str]], None]
@@ -14,6 +15,20 @@ MessageHandler = Callable[[bytes, Mapping[str, str]], None]
 
 class BrokerUnavailable(Exception):
     """The broker cannot be reached or used right now; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerHealth:
+    """What a broker tells about its subscription now (the dashboard shows it).
+
+    None: the broker has no such thing (the memory broker has no subscription to recreate).
+    """
+
+    healthy: bool
+    problem: str | None = None
+    subscription: str | None = None  # the full path of the subscription in use
+    resubscribes: int | None = None  # subscriptions recreated since start
+    callback_errors: int | None = None  # exceptions caught in the client's callback (nacked)
 
 
 class Broker(Protocol):
@@ -33,6 +48,9 @@ class Broker(Protocol):
 
     def problem(self) -> str | None:
         """Why `healthy()` is False (for the readiness body and logs), or None."""
+
+    def health(self) -> BrokerHealth:
+        """`healthy()` and `problem()` with what the broker knows about its subscription."""
 
     def stats(self) -> dict[str, int | float | str | None]:
         """Counters and state for readiness bodies and metrics (flat, JSON-ready)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from ticker.broker.base import BrokerUnavailable, MessageHandler
+from ticker.broker.base import BrokerHealth, BrokerUnavailable, MessageHandler
 from ticker.broker.canary import canary_source
 
 
@@ -67,6 +67,10 @@ class InMemoryBroker:
     def problem(self) -> str | None:
         """None once started."""
         return None if self._handler is not None else "not started"
+
+    def health(self) -> BrokerHealth:
+        """Started or not: no subscription, nothing to recreate."""
+        return BrokerHealth(self.healthy(), self.problem())
 
     def stats(self) -> dict[str, int | float | str | None]:
         """What this broker published (the memory bus has nothing else to report)."""

@@ -41,7 +41,7 @@ from google.cloud import pubsub_v1
 
 from ticker.broker import admin
 from ticker.broker.admin import SubscriptionState
-from ticker.broker.base import BrokerUnavailable, MessageHandler
+from ticker.broker.base import BrokerHealth, BrokerUnavailable, MessageHandler
 from ticker.broker.canary import StreamWatch, canary_message, canary_source
 
 log = logging.getLogger(__name__)
@@ -112,16 +112,6 @@ class PubSubBroker:
         )  # fmt: skip
 
     @property
-    def resubscribes(self) -> int:
-        """Subscriptions recreated since start (read by the dashboard)."""
-        return self.counts["resubscribes"]
-
-    @property
-    def callback_errors(self) -> int:
-        """Exceptions caught in the Pub/Sub callback (each one nacked)."""
-        return self.counts["callback_errors"]
-
-    @property
     def subscription_id(self) -> str:
         """The short name of the subscription in use now."""
         return self.subscription_path.rsplit("/", 1)[-1]
@@ -179,6 +169,17 @@ class PubSubBroker:
         if self._closing:
             return "closed"
         return self.watch.problem()
+
+    def health(self) -> BrokerHealth:
+        """The stream's state, the subscription in use and how often it had to be recreated."""
+        problem = self.problem()
+        return BrokerHealth(
+            problem is None,
+            problem,
+            self.subscription_path,
+            self.counts["resubscribes"],
+            self.counts["callback_errors"],
+        )
 
     def stats(self) -> dict[str, int | float | str | None]:
         """Counters and the stream's state, for readiness bodies and metrics."""

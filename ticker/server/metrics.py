@@ -24,11 +24,11 @@ from quart import Blueprint, Quart, Response, current_app
 
 from ticker.core.latency import LatencyWindow
 from ticker.stream.hub import Hub, HubCounters
+from ticker.stream.session import TRANSPORTS
 
 if TYPE_CHECKING:
     from ticker.server.runtime import Runtime
 
-TRANSPORTS = ("websocket", "sse", "longpoll")
 LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000)
 EXTENSION = "ticker.server.metrics"
 
@@ -59,19 +59,23 @@ class SendTotals:
     frames: int = 0
     ticks: int = 0
     conflated: int = 0
+    direct: int = 0  # ticks written straight by the fan-out, one frame each (also in the above)
 
 
 def send_totals(hub: Hub) -> dict[str, SendTotals]:
-    """Per transport: frames, ticks and conflated ticks, monotonic over the process's life."""
+    """Per transport: frames, ticks, conflated ticks and direct writes, monotonic over the
+    process's life (see `Session.sent` for what counts)."""
     counters = hub.counters
     frames = {t: counters.retired_frames[t] for t in TRANSPORTS}
     ticks = {t: counters.retired_ticks[t] for t in TRANSPORTS}
     conflated = {t: counters.retired_conflated[t] for t in TRANSPORTS}
+    direct = {t: counters.retired_direct[t] for t in TRANSPORTS}
     for session in hub.sessions():
         frames[session.transport] += session.frames_sent
         ticks[session.transport] += session.ticks_sent
         conflated[session.transport] += session.outbox.conflated
-    return {t: SendTotals(frames[t], ticks[t], conflated[t]) for t in TRANSPORTS}
+        direct[session.transport] += session.direct_sent
+    return {t: SendTotals(frames[t], ticks[t], conflated[t], direct[t]) for t in TRANSPORTS}
 
 
 class RuntimeCollector:
@@ -163,8 +167,8 @@ class RuntimeCollector:
             "Streams refused before they opened, by transport and reason (403/429).",
             labels=["transport", "reason"],
         )
-        for (transport, reason), count in sorted(c.refused.items()):
-            refused.add_metric([transport, reason], count)
+        for (where, reason), count in sorted(c.refused.items()):
+            refused.add_metric([where, reason], count)
         yield refused
 
     def _sent(self, hub: Hub) -> Iterable[Metric]:
@@ -180,11 +184,18 @@ class RuntimeCollector:
                 "Ticks replaced by a newer one before a slow client got them.",
                 labels=["transport"],
             ),
+            "direct": CounterMetricFamily(
+                "ticker_direct_writes",
+                "Ticks written straight onto the socket by the fan-out, one frame each "
+                "(also counted in frames and ticks sent).",
+                labels=["transport"],
+            ),
         }
         for transport, totals in send_totals(hub).items():
             families["frames"].add_metric([transport], totals.frames)
             families["ticks"].add_metric([transport], totals.ticks)
             families["conflated"].add_metric([transport], totals.conflated)
+            families["direct"].add_metric([transport], totals.direct)
         return families.values()
 
     def _latency(self, latency: LatencyWindow) -> Metric:

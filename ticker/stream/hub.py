@@ -25,7 +25,7 @@ from ticker.core.codec import encode_tick, subscribed_frame, unsubscribed_frame
 from ticker.core.history import RecentTicks
 from ticker.core.reorder import OrderCounters, Release, Sequencer
 from ticker.core.ticks import Tick
-from ticker.stream.session import Session, Transport
+from ticker.stream.session import TRANSPORTS, Session, Transport
 
 EVICTION_SCAN = 64  # subscribed symbols skipped (and moved to the recent end) per eviction
 
@@ -52,6 +52,7 @@ class HubCounters:
     retired_frames: Counter[str] = field(default_factory=Counter)
     retired_ticks: Counter[str] = field(default_factory=Counter)
     retired_conflated: Counter[str] = field(default_factory=Counter)
+    retired_direct: Counter[str] = field(default_factory=Counter)
 
     @property
     def duplicates(self) -> int:
@@ -73,6 +74,7 @@ class HubCounters:
         self.retired_frames[session.transport] += session.frames_sent
         self.retired_ticks[session.transport] += session.ticks_sent
         self.retired_conflated[session.transport] += session.outbox.conflated
+        self.retired_direct[session.transport] += session.direct_sent
 
 
 class Hub:
@@ -181,7 +183,6 @@ class Hub:
                 if not subs:
                     del self._subscribers[symbol]
         session.symbols.clear()
-        session.closed = True
 
     def subscribe(
         self,
@@ -253,7 +254,7 @@ class Hub:
 
     def connections_by_transport(self) -> dict[Transport, int]:
         """Connected clients per transport, every transport present."""
-        counts: dict[Transport, int] = {"websocket": 0, "sse": 0, "longpoll": 0}
+        counts: dict[Transport, int] = dict.fromkeys(TRANSPORTS, 0)
         for session in self._sessions:
             counts[session.transport] += 1
         return counts

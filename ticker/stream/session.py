@@ -1,8 +1,16 @@
 """One connected client, whatever its transport: its symbols, its bounded outbox, its wake-up.
 
-Rule: the hub calls `offer`/`push_control` synchronously on the event-loop thread; only the
-transport's writer awaits (`next_batch`). A session never holds state a client depends on across
-instances: the client's resume cursor is `outbox.last_seq`, which it also keeps itself.
+Rules:
+- The hub calls `offer`/`push_control` synchronously on the event-loop thread; only the
+  transport's writer awaits (`next_batch`). A session never holds state a client depends on
+  across instances: the client's resume cursor is `outbox.last_seq`, which it also keeps itself.
+- The session is the one record of what went out (`sent`), for every transport alike. A frame is
+  one message the client receives, whatever it carries: a WebSocket message, an SSE event, a
+  long-poll answer; ticks, control frames and heartbeats all count (a frame is what costs a
+  write, which is what the flush pacing and the fast paths are about). Each tick counts once.
+  Latency is recorded once per frame that carries ticks, from its oldest tick's `ts` (the worst
+  of the batch) to the write. The direct write in `offer` (one tick, one frame) records the same,
+  inlined because it runs once per tick, and is also counted apart (`direct_sent`).
 """
 
 from __future__ import annotations
@@ -12,12 +20,14 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from ticker.core.codec import reconnect_frame, resync_frame, ticks_frame
+from ticker.core.latency import LatencyWindow
 from ticker.core.outbox import Outbox
 
 Transport = Literal["websocket", "sse", "longpoll"]
+TRANSPORTS: tuple[Transport, ...] = get_args(Transport)  # the one list: stats, metrics, hub
 _ids = itertools.count(1)
 
 
@@ -46,6 +56,7 @@ class Session:
         outbox_limit: int,
         control_limit: int = 32,
         clock: Callable[[], float] = time.monotonic,
+        latency: LatencyWindow | None = None,
     ):
         self.id = next(_ids)
         self.transport: Transport = transport
@@ -58,15 +69,17 @@ class Session:
         self._control_limit = control_limit
         self._waiter: asyncio.Future[None] | None = None  # the writer's, while it waits for work
         # Set by a transport that can write a one-tick frame synchronously (WebSocket): it
-        # returns False when it cannot right now (socket backed up, closing). See `offer`.
-        self.direct: Callable[[str, int], bool] | None = None
+        # returns the time.monotonic() of the write, or 0.0 when it cannot write right now
+        # (socket backed up, closing, a frame went out too recently). See `offer`.
+        self.direct: Callable[[str], float] | None = None
+        self.latency = latency  # the instance's publish-to-send record (None: not recorded)
         self.last_frame_at = 0.0  # time.monotonic() of the last frame sent (pacing)
-        self.closed = False
         self.close_code: int | None = None  # set by `end`: close once what is pending is sent
         self.resynced: set[str] = set()  # symbols with a gap since the transport last looked
         self._unverified: dict[str, int] = {}  # symbol -> resume seq this instance could not check
         self.frames_sent = 0
         self.ticks_sent = 0
+        self.direct_sent = 0  # of which written straight by `offer` (one tick per frame)
 
     def offer(self, symbol: str, seq: int, encoded: str, ts: int) -> None:
         """Queue a tick for this client (no await); wakes the writer on the first pending tick.
@@ -87,13 +100,31 @@ class Session:
         ):
             if seq <= outbox.last_seq.get(symbol, -1):
                 return
-            if direct(encoded, ts):
+            written_at = direct(encoded)
+            if written_at:  # `sent(1, 1, ts)`, inlined: this runs once per tick
                 outbox.last_seq[symbol] = seq
+                self.last_frame_at = written_at
                 self.frames_sent += 1
                 self.ticks_sent += 1
+                self.direct_sent += 1
+                if self.latency is not None:
+                    self.latency.record(time.time() * 1000 - ts)
                 return
         if outbox.offer(symbol, seq, encoded, ts):
             self._wake()
+
+    def sent(self, frames: int, ticks: int = 0, oldest_ts: int = 0) -> None:
+        """Record that `frames` frames carrying `ticks` ticks (oldest: `oldest_ts`) went out now.
+
+        Every transport calls this once per write, as it hands the write over (see the module's
+        rule); `last_frame_at` paces the direct path.
+        """
+        self.frames_sent += frames
+        self.last_frame_at = time.monotonic()
+        if ticks:
+            self.ticks_sent += ticks
+            if self.latency is not None:
+                self.latency.record(time.time() * 1000 - oldest_ts)
 
     def push_control(self, frame: str) -> None:
         """Queue a control frame (subscribed, error, reconnect...). Oldest drop past the bound."""

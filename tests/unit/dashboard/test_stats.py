@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.stats import ClusterStats, LocalStats, RateMeter, cluster_view, sanitize
+from dashboard.stats import (
+    ClusterStats,
+    LocalStats,
+    RateMeter,
+    broker_health,
+    cluster_view,
+    sanitize,
+)
 from tests.conftest import FakeClock
 from ticker.broker.memory import InMemoryBroker
 from ticker.core.registry import Departure, InstanceRegistry, Peer
@@ -89,7 +96,7 @@ def test_local_snapshot_counts_sessions_and_sent_totals(runtime: Runtime, clock:
     session = Session("websocket", "1.2.3.4", outbox_limit=8)
     runtime.hub.attach(session)
     runtime.hub.subscribe(session, ["AAPL"], {})
-    session.frames_sent, session.ticks_sent = 4, 10
+    session.frames_sent, session.ticks_sent, session.direct_sent = 4, 10, 3
     clock.advance(2.0)
     local.sample()
     snap = local.snapshot()
@@ -99,6 +106,7 @@ def test_local_snapshot_counts_sessions_and_sent_totals(runtime: Runtime, clock:
     assert snap["frames_sent_per_s"] == 2.0
     runtime.hub.detach(session)  # totals survive the session
     assert local.snapshot()["totals"]["ticks_sent"] == 10
+    assert local.snapshot()["totals"]["direct_writes"] == 3
     assert sanitize(snap) == snap  # what we publish is what peers accept
 
 
@@ -116,3 +124,10 @@ def test_cluster_stats_history_is_bounded(runtime: Runtime, clock: FakeClock) ->
     assert cluster.sample()["instances"] == 1
     [gone] = cluster.view()["cluster"]["departed"]
     assert (gone["id"], gone["last"]["connections"]) == ("peer", 4)
+
+
+async def test_broker_health_comes_from_the_broker_protocol(runtime: Runtime) -> None:
+    assert broker_health(runtime) == {"kind": "memory", "healthy": False}  # not started
+    await runtime.broker.start(lambda data, attributes: None)
+    assert broker_health(runtime) == {"kind": "memory", "healthy": True}
+    await runtime.broker.close()

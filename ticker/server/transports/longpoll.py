@@ -28,17 +28,11 @@ import orjson
 from quart import Blueprint, Response, current_app, request
 
 from ticker.core.errors import ClientError
-from ticker.server.runtime import Runtime
 from ticker.server.transports import runtime_of
-from ticker.server.transports.guard import guard_of, setup_guard
-from ticker.server.transports.params import (
-    bad_request,
-    max_rate_param,
-    next_cursor,
-    since_param,
-    symbols_param,
-)
-from ticker.stream.session import Session
+from ticker.server.transports.guard import setup_guard
+from ticker.server.transports.lifecycle import Stream
+from ticker.server.transports.params import StreamParams, next_cursor, stream_params
+from ticker.stream.session import Batch, Session
 
 bp = Blueprint("longpoll", __name__)
 bp.record_once(setup_guard)
@@ -48,63 +42,49 @@ bp.record_once(setup_guard)
 async def poll() -> Response:
     """Answer with ticks after the cursor (waiting for some if needed) and the next cursor."""
     runtime = runtime_of(current_app)
-    settings = runtime.settings
-    guard = guard_of(current_app)
     cursor = request.args.get("cursor")
-    admission = guard.admit(request, "longpoll", charge=cursor is None)
-    if isinstance(admission, Response):
-        return admission
+    stream = Stream.admit(current_app, request, "longpoll", charge=cursor is None)
+    if isinstance(stream, Response):
+        return stream
+    address = stream.admission.address
     try:
-        symbols = symbols_param(request.args.get("symbols"), settings.max_symbols_per_client)
-        since = since_param(cursor, settings.cursor_key, settings.max_symbols_per_client, symbols)
-        rate = max_rate_param(request.args.get("max_rate"), settings.max_rate)
-        session = Session("longpoll", admission.address, settings.outbox_limit)
-        runtime.pollers.polling(admission.address, cursor)
-        body, given = await _answer(
-            runtime, session, symbols, since, wait=cursor is not None, rate=rate
-        )
-        runtime.pollers.answered(admission.address, given, symbols)
+        params = stream_params(request.args, cursor, runtime.settings)
+        runtime.pollers.polling(address, cursor)
+        body, given = await _answer(stream, params, wait=cursor is not None)
+        runtime.pollers.answered(address, given, params.symbols)
     except ClientError as exc:
-        runtime.hub.counters.errors_by_code[exc.code] += 1
-        return bad_request(exc)
+        return stream.refuse(exc)
     finally:
-        guard.release(admission)
+        stream.close()
     response = Response(body, 200, content_type="application/json")
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-async def _answer(
-    runtime: Runtime,
-    session: Session,
-    symbols: tuple[str, ...],
-    since: dict[str, int],
-    *,
-    wait: bool,
-    rate: float | None,
-) -> tuple[bytes, str]:
-    hub = runtime.hub
-    hub.attach(session)
-    try:
-        hub.subscribe(session, symbols, since)
-        paced = rate is not None and wait
-        if rate is not None and wait:
-            ticks = await _paced(session, 1.0 / rate, runtime.settings.poll_timeout)
-        else:
-            ticks = session.take_now().ticks
-        if wait and not paced and not ticks and not session.resynced:
-            try:
-                async with asyncio.timeout(runtime.settings.poll_timeout):
-                    while not ticks and not session.resynced and session.close_code is None:
-                        ticks = (await session.next_batch()).ticks
-            except TimeoutError:
-                pass
-            ticks += session.take_now().ticks  # whatever arrived as the wait ended
-        cursor = next_cursor(since, session.outbox.last_seq, symbols, runtime.settings.cursor_key)
-        session.frames_sent += 1
-        session.ticks_sent += len(ticks)
-    finally:
-        hub.detach(session)
+async def _answer(stream: Stream, params: StreamParams, *, wait: bool) -> tuple[bytes, str]:
+    runtime, session = stream.runtime, stream.session
+    symbols, since, rate = params.symbols, params.since, params.max_rate
+    stream.open()
+    runtime.hub.subscribe(session, symbols, since)
+    paced = rate is not None and wait
+    if rate is not None and wait:
+        batches = [await _paced(session, 1.0 / rate, runtime.settings.poll_timeout)]
+    else:
+        batches = [session.take_now()]
+    if wait and not paced and not batches[0].ticks and not session.resynced:
+        try:
+            async with asyncio.timeout(runtime.settings.poll_timeout):
+                while not session.resynced and session.close_code is None:
+                    batches.append(await session.next_batch())
+                    if batches[-1].ticks:
+                        break
+        except TimeoutError:
+            pass
+        batches.append(session.take_now())  # whatever arrived as the wait ended
+    ticks = [encoded for batch in batches for encoded in batch.ticks]
+    oldest = min((batch.oldest_ts for batch in batches if batch.ticks), default=0)
+    cursor = next_cursor(since, session.outbox.last_seq, symbols, runtime.settings.cursor_key)
+    session.sent(1, len(ticks), oldest)  # one answer: one frame
     tail: dict[str, object] = {"cursor": cursor}
     if session.resynced:
         tail["resync"] = True
@@ -113,7 +93,7 @@ async def _answer(
     return b'{"ticks":[' + ",".join(ticks).encode() + b"]," + orjson.dumps(tail)[1:], cursor
 
 
-async def _paced(session: Session, interval: float, hold: float) -> list[str]:
+async def _paced(session: Session, interval: float, hold: float) -> Batch:
     """A max_rate poll's ticks: held `interval`, then (if none yet) until the first one.
 
     Nothing is taken before the end, so the answer holds the latest tick of each symbol and
@@ -130,7 +110,7 @@ async def _paced(session: Session, interval: float, hold: float) -> list[str]:
                 async with _at_most(left if left > 0 else None):
                     await session.wait_wake()  # a tick into an empty outbox, a resync, a drain
     session.outbox.conflate_now()
-    return session.take_now().ticks
+    return session.take_now()
 
 
 @contextlib.asynccontextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from quart import Response
 
@@ -16,8 +17,26 @@ from ticker.core.codec import error_frame
 from ticker.core.cursor import decode_cursor, encode_cursor
 from ticker.core.errors import ClientError, InvalidTick
 from ticker.core.ticks import normalise_symbol
+from ticker.server.settings import Settings
 
 MAX_SYMBOL_CHARS = 16  # 15 characters and a comma
+
+
+@dataclass(frozen=True, slots=True)
+class StreamParams:
+    """What a fallback request asks for: the symbols, where to resume, the pace."""
+
+    symbols: tuple[str, ...]
+    since: dict[str, int]
+    max_rate: float | None
+
+
+def stream_params(args: Mapping[str, str], cursor: str | None, settings: Settings) -> StreamParams:
+    """`?symbols=..&max_rate=..` and the resume cursor (raises `ClientError` when bad)."""
+    limit = settings.max_symbols_per_client
+    symbols = symbols_param(args.get("symbols"), limit)
+    since = since_param(cursor, settings.cursor_key, limit, symbols)
+    return StreamParams(symbols, since, max_rate_param(args.get("max_rate"), settings.max_rate))
 
 
 def symbols_param(raw: str | None, max_symbols: int) -> tuple[str, ...]:

@@ -25,87 +25,34 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 
-import structlog
 from quart import Blueprint, Response, current_app, request
 
 from ticker.core.codec import frame, ticks_frame
 from ticker.core.errors import ClientError
-from ticker.server.runtime import Runtime
-from ticker.server.transports import runtime_of, schedule_rotation
-from ticker.server.transports.guard import Admission, Guard, guard_of, setup_guard, shown
-from ticker.server.transports.params import (
-    bad_request,
-    max_rate_param,
-    next_cursor,
-    since_param,
-    symbols_param,
-)
-from ticker.stream.session import Session
+from ticker.server.transports import runtime_of
+from ticker.server.transports.guard import setup_guard
+from ticker.server.transports.lifecycle import Stream
+from ticker.server.transports.params import next_cursor, stream_params
 
 bp = Blueprint("sse", __name__)
-log = structlog.get_logger("ticker.server.transports")
 bp.record_once(setup_guard)
-
-
-class _Stream:
-    """One open event stream's resources; `close()` is idempotent."""
-
-    def __init__(self, runtime: Runtime, guard: Guard, admission: Admission, session: Session):
-        self.runtime, self.guard, self.admission, self.session = runtime, guard, admission, session
-        self.rotate: asyncio.TimerHandle | None = None
-        self.started = time.monotonic()
-        self.closed = False
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self.rotate is not None:
-            self.rotate.cancel()
-        self.runtime.hub.detach(self.session)
-        self.guard.release(self.admission)
-        log.info(
-            "stream_close",
-            transport="sse",
-            session=self.session.id,
-            peer=self.admission.address,
-            seconds=round(time.monotonic() - self.started, 3),
-            frames_sent=self.session.frames_sent,
-        )
 
 
 @bp.get("/sse")
 async def sse() -> Response:
     """Open an event stream of the `symbols` query parameter, resuming from a cursor if given."""
     runtime = runtime_of(current_app)
-    settings = runtime.settings
-    guard = guard_of(current_app)
-    admission = guard.admit(request, "sse")
-    if isinstance(admission, Response):
-        return admission
+    stream = Stream.admit(current_app, request, "sse")
+    if isinstance(stream, Response):
+        return stream
     cursor = request.headers.get("Last-Event-ID") or request.args.get("cursor")
     try:
-        symbols = symbols_param(request.args.get("symbols"), settings.max_symbols_per_client)
-        since = since_param(cursor, settings.cursor_key, settings.max_symbols_per_client, symbols)
-        rate = max_rate_param(request.args.get("max_rate"), settings.max_rate)
+        params = stream_params(request.args, cursor, runtime.settings)
     except ClientError as exc:
-        guard.release(admission)
-        runtime.hub.counters.errors_by_code[exc.code] += 1
-        return bad_request(exc)
-    session = Session("sse", admission.address, settings.outbox_limit)
-    stream = _Stream(runtime, guard, admission, session)
-    runtime.hub.attach(session)
-    runtime.hub.subscribe(session, symbols, since, rate)
-    stream.rotate = schedule_rotation(settings, session)
-    log.info(
-        "stream_open",
-        transport="sse",
-        session=session.id,
-        peer=admission.address,
-        origin=shown(admission.origin),
-        resumed=bool(since),
-    )
-    body = _events(stream, since, symbols)
+        return stream.refuse(exc)
+    stream.open(resumed=bool(params.since))
+    runtime.hub.subscribe(stream.session, params.symbols, params.since, params.max_rate)
+    body = _events(stream, params.since, params.symbols)
     weakref.finalize(body, stream.close)  # the client may leave before the body is iterated
     response = Response(
         body,
@@ -117,10 +64,9 @@ async def sse() -> Response:
 
 
 async def _events(
-    stream: _Stream, since: dict[str, int], symbols: tuple[str, ...]
+    stream: Stream, since: dict[str, int], symbols: tuple[str, ...]
 ) -> AsyncIterator[str]:
-    runtime, session = stream.runtime, stream.session
-    settings = runtime.settings
+    settings, session = stream.runtime.settings, stream.session
     try:
         yield f"retry: {settings.sse_retry_ms}\n\n"
         while True:
@@ -129,6 +75,7 @@ async def _events(
                     batch = await session.next_batch()
             except TimeoutError:
                 beat = {"ts": time.time_ns() // 1_000_000, "interval": settings.heartbeat_interval}
+                session.sent(1)  # counted as it is handed over, like every SSE write
                 yield f"data: {frame('heartbeat', beat)}\n\n"
                 continue
             parts = [f"data: {control}\n\n" for control in batch.control]
@@ -136,9 +83,7 @@ async def _events(
                 sent = session.outbox.sent_seq()  # a held max_rate tick is not sent yet
                 cursor = next_cursor(since, sent, symbols, settings.cursor_key)
                 parts.append(f"id: {cursor}\ndata: {ticks_frame(batch.ticks)}\n\n")
-                session.ticks_sent += len(batch.ticks)
-                runtime.latency.record(time.time() * 1000 - batch.oldest_ts)
-            session.frames_sent += len(parts)
+            session.sent(len(parts), len(batch.ticks), batch.oldest_ts)
             yield "".join(parts)
             if session.close_code is not None and not session.has_pending():
                 return

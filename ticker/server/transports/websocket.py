@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import time
 
-import structlog
 from quart import Blueprint, Response, current_app, websocket
 from quart.blueprints import BlueprintSetupState
 
@@ -33,12 +32,12 @@ from ticker.core.codec import error_frame, frame
 from ticker.core.errors import ClientError
 from ticker.core.ratelimit import RateDecision, TokenBucket
 from ticker.server.runtime import Runtime
-from ticker.server.transports import deflate, protocol_guard, runtime_of, schedule_rotation, wsfast
-from ticker.server.transports.guard import app_of, guard_of, setup_guard, shown
+from ticker.server.transports import deflate, protocol_guard, runtime_of, wsfast
+from ticker.server.transports.guard import app_of, setup_guard
+from ticker.server.transports.lifecycle import ROTATION_CODE, Stream
 from ticker.stream.session import Session
 
 bp = Blueprint("websocket", __name__)
-log = structlog.get_logger("ticker.server.transports")
 
 _TICK_FRAMES = wsfast.TickFrames()  # one-tick frames, built once per tick for every client
 CLOSE_GOING_AWAY = 1001
@@ -71,38 +70,19 @@ class _Peer:
 async def ws() -> Response | None:
     """Serve one WebSocket client until it leaves, misbehaves, or the server rotates/drains it."""
     runtime = runtime_of(current_app)
-    guard = guard_of(current_app)
-    admission = guard.admit(websocket, "websocket", require_origin=runtime.settings.require_origin)
-    if isinstance(admission, Response):
-        return admission  # sent as the HTTP answer to the handshake: no 101
-    settings = runtime.settings
-    session = Session("websocket", admission.address, settings.outbox_limit)
-    loop = asyncio.get_running_loop()
-    peer = _Peer(loop.time())
-    started = loop.time()
+    stream = Stream.admit(
+        current_app, websocket, "websocket", require_origin=runtime.settings.require_origin
+    )
+    if isinstance(stream, Response):
+        return stream  # sent as the HTTP answer to the handshake: no 101
+    session = stream.session
+    peer = _Peer(asyncio.get_running_loop().time())
     try:
         await websocket.accept()
-        runtime.hub.attach(session)
-        log.info(
-            "stream_open",
-            transport="websocket",
-            session=session.id,
-            peer=admission.address,
-            origin=shown(admission.origin),
-        )
+        stream.open()
         await _serve(runtime, session, peer)
     finally:
-        runtime.hub.detach(session)
-        guard.release(admission)
-        log.info(
-            "stream_close",
-            transport="websocket",
-            session=session.id,
-            peer=admission.address,
-            reason=peer.close_reason,
-            seconds=round(loop.time() - started, 3),
-            frames_sent=session.frames_sent,
-        )
+        stream.close(peer.close_reason)
     await _linger()  # only after our own close: a disconnect or cancellation skips it
     return None
 
@@ -111,7 +91,6 @@ async def _serve(runtime: Runtime, session: Session, peer: _Peer) -> None:
     """Run reader and writer; beat and watch for silence until either ends."""
     settings = runtime.settings
     loop = asyncio.get_running_loop()
-    rotate = schedule_rotation(settings, session)
     reader = asyncio.create_task(_read(runtime, session, peer), name=f"ws-read-{session.id}")
     writer = asyncio.create_task(_write(runtime, session, peer), name=f"ws-write-{session.id}")
     stream = protocol_guard.probe(wsfast.current_stream())  # sees protocol pongs, sends pings
@@ -149,7 +128,6 @@ async def _serve(runtime: Runtime, session: Session, peer: _Peer) -> None:
                 next_beat = now + beat
     finally:
         session.direct = None  # nothing more straight onto the socket
-        rotate.cancel()
         tasks = [reader, writer] if pinger is None else [reader, writer, pinger]
         for task in tasks:
             task.cancel()
@@ -221,11 +199,10 @@ def _apply(runtime: Runtime, session: Session, op: Subscribe | Unsubscribe | Pin
 
 async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
     flush = runtime.flush  # under load, rest up to flush.interval after a frame: fewer frames
-    latency = runtime.latency
     send = wsfast.text_sender()
     sock = wsfast.SocketWriter.for_current(deflate=runtime.settings.ws_deflate)
     if sock is not None:
-        session.direct = wsfast.direct_writer(session, sock, _TICK_FRAMES, flush, latency)
+        session.direct = wsfast.direct_writer(session, sock, _TICK_FRAMES, flush)
     while True:
         batch = await session.next_batch()
         frames = batch.frames()
@@ -234,13 +211,9 @@ async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
                 return
             if sock is None or not sock.write_text(text):
                 await send(text)
-        session.frames_sent += len(frames)
-        session.last_frame_at = time.monotonic()
-        if batch.ticks:
-            session.ticks_sent += len(batch.ticks)
-            latency.record(time.time() * 1000 - batch.oldest_ts)
+        session.sent(len(frames), len(batch.ticks), batch.oldest_ts)
         if session.close_code is not None and not session.has_pending():
-            peer.close_reason = "rotated" if session.close_code == 1000 else "drained"
+            peer.close_reason = "rotated" if session.close_code == ROTATION_CODE else "drained"
             await _close(peer, session.close_code, "reconnect")
             return
         if flush.interval:

@@ -35,12 +35,11 @@ from quart import websocket
 from wsproto.connection import ConnectionState
 
 from ticker.core.codec import ticks_frame
-from ticker.core.latency import LatencyWindow
 from ticker.stream.session import Session
 from ticker.stream.tuning import FlushClock
 
 AsgiSend = Callable[[dict[str, object]], Awaitable[None]]
-Direct = Callable[[str, int], bool]
+Direct = Callable[[str], float]
 
 
 def _asgi_send() -> tuple[Any, AsgiSend | None]:
@@ -146,26 +145,21 @@ class SocketWriter:
 
 
 def direct_writer(
-    session: Session,
-    socket: SocketWriter,
-    frames: TickFrames,
-    flush: FlushClock,
-    latency: LatencyWindow,
+    session: Session, socket: SocketWriter, frames: TickFrames, flush: FlushClock
 ) -> Direct:
-    """A synchronous one-tick frame writer for `Session.offer`.
+    """A synchronous one-tick frame writer for `Session.offer` (which records what it sent).
 
-    It refuses while the session sent a frame less than `flush.interval` ago (a busy client's
-    ticks then gather in its outbox for the writer's next frame) or the socket is not ready.
+    It refuses (0.0) while the session sent a frame less than `flush.interval` ago (a busy
+    client's ticks then gather in its outbox for the writer's next frame) or the socket is not
+    ready; else it returns the time of the write.
     """
 
-    def direct(encoded: str, ts: int) -> bool:
+    def direct(encoded: str) -> float:
         now = time.monotonic()
         if now - session.last_frame_at < flush.interval or not socket.write_frame(
             frames.frame(encoded)
         ):
-            return False
-        session.last_frame_at = now
-        latency.record(time.time() * 1000 - ts)
-        return True
+            return 0.0
+        return now
 
     return direct
