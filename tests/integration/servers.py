@@ -26,7 +26,8 @@ from typing import Any
 
 import websockets
 
-from ticker.ops.emulator import PROJECT, free_port
+from ticker.ops.emulator import PROJECT
+from ticker.ops.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
