@@ -14,7 +14,8 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.wsclient import (
+from tests.support.timing import UNIT_S
+from tests.support.wsclient import (
     SOAK,
     Recorder,
     close_code,
@@ -27,7 +28,6 @@ from tests.e2e.wsclient import (
     group_rss_mb,
     subscribe,
 )
-from tests.support.servers import UNIT_S
 
 pytestmark = pytest.mark.e2e
 

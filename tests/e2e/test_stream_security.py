@@ -18,9 +18,9 @@ import pytest
 import websockets
 from websockets.frames import Frame, Opcode
 
-from tests.e2e.wsclient import (
+from tests.support.timing import UNIT_S
+from tests.support.wsclient import (
     SOAK,
-    UNIT_S,
     Recorder,
     close_code,
     connect,
