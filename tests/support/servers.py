@@ -1,7 +1,8 @@
 """Real server processes for integration and e2e tests: hypercorn serving `create_app()`.
 
 Rules: every server is started through `ticker.ops.procs` in its own process group on a free port
-and is always stopped by its own pid (SIGTERM to the group, then SIGKILL after 10 s). Missing
+and is always stopped by its own pid (SIGTERM to the group, then SIGKILL after a grace: 10 s for
+the factory's, 25 s for `launch`'s, which drain Pub/Sub subscriptions). Missing
 prerequisites skip locally and fail under CI=true. Waits are `tests.support.timing`'s.
 """
 
@@ -56,6 +57,7 @@ class Server:
     log_path: Path = field(repr=False)
     proc: subprocess.Popen[bytes]
     remove_log: bool = field(default=False, repr=False)  # a temporary log, gone after `stop`
+    stop_grace: float = field(default=STOP_GRACE_S, repr=False)
 
     @property
     def port(self) -> int:
@@ -122,9 +124,9 @@ class Server:
     def wait_exit(self, timeout: float) -> int:
         return self.proc.wait(timeout)
 
-    def stop(self, grace: float = STOP_GRACE_S) -> None:
+    def stop(self, grace: float | None = None) -> None:
         """SIGTERM the whole process group, SIGKILL it if still there after `grace` s."""
-        procs.stop(self.proc, grace)
+        procs.stop(self.proc, self.stop_grace if grace is None else grace)
         if self.remove_log:
             self.log_path.unlink(missing_ok=True)
 
@@ -135,10 +137,12 @@ def launch(
     port: int | None = None,
     args: tuple[str, ...] = SERVE,
     log_path: Path | None = None,
+    stop_grace: float = 25.0,
 ) -> Server:
     """Start `python <args> --bind 127.0.0.1:<port>` with exactly `env`; do not wait.
 
-    Without `log_path` the output goes to a temporary file that `stop()` removes.
+    Without `log_path` the output goes to a temporary file that `stop()` removes. `stop()`
+    gives it `stop_grace` seconds after SIGTERM (a drain deletes its subscription first).
     """
     port = port or free_port()
     remove_log = log_path is None
@@ -149,7 +153,7 @@ def launch(
     proc = procs.start(
         [sys.executable, *args, "--bind", f"127.0.0.1:{port}"], env=env, cwd=REPO, log=log_path
     )
-    return Server(f"http://127.0.0.1:{port}", dict(env), log_path, proc, remove_log)
+    return Server(f"http://127.0.0.1:{port}", dict(env), log_path, proc, remove_log, stop_grace)
 
 
 class ServerFactory:
@@ -179,7 +183,9 @@ class ServerFactory:
             else:
                 full_env[name] = value
         log_path = self._log_dir / f"server-{port}-{len(self._servers)}.log"  # a restart: new log
-        server = launch(full_env, port=port, args=tuple(args), log_path=log_path)
+        server = launch(
+            full_env, port=port, args=tuple(args), log_path=log_path, stop_grace=STOP_GRACE_S
+        )
         self._servers.append(server)
         try:
             server.wait_live(20)  # two units
