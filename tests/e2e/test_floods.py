@@ -344,7 +344,7 @@ def test_a_sigstopped_client_is_closed_and_uncounted(start_server):
         bound = 2 * 0.5 + 5
         with contextlib.suppress(AssertionError):  # `took` is asserted below
             eventually_sync(
-                lambda: _ws_connections(server) == 0, within=3 * bound, what="uncounted"
+                lambda: _ws_connections(server) == 0, within=3 * bound, what="the client uncounted"
             )
         took = time.monotonic() - stopped
         print(f"\nSIGSTOPped client closed and uncounted after {took:.2f} s (bound {bound} s)")
