@@ -24,9 +24,9 @@ import time
 import pytest
 import websockets
 
-from tests.support.servers import Server
+from tests.support.servers import Server, group_rss_mb
 from tests.support.timing import UNIT_S, eventually_sync, timeout
-from tests.support.wsclient import SOAK, close_code, connect, drop_all, frame_of, group_rss_mb
+from tests.support.wsclient import SOAK, close_code, connect, drop_all, frame_of
 
 pytestmark = pytest.mark.e2e
 LIMIT = 16 * 1024  # TICKER_MAX_FRAME_BYTES and hypercorn_conf's websocket_max_message_size

@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from tests.support.servers import group_rss_mb
 from tests.support.timing import UNIT_S
 from tests.support.wsclient import (
     SOAK,
@@ -25,7 +26,6 @@ from tests.support.wsclient import (
     follow,
     frame,
     frame_of,
-    group_rss_mb,
     subscribe,
 )
 

@@ -18,6 +18,7 @@ import pytest
 import websockets
 from websockets.frames import Frame, Opcode
 
+from tests.support.servers import group_rss_mb
 from tests.support.timing import UNIT_S
 from tests.support.wsclient import (
     SOAK,
@@ -27,7 +28,6 @@ from tests.support.wsclient import (
     drop_all,
     frame,
     frame_of,
-    group_rss_mb,
     subscribe,
 )
 

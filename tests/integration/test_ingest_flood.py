@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -22,7 +21,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
 from tests.integration.stack import PROJECT, start_pubsub_server
-from tests.support.servers import http_status
+from tests.support.servers import group_rss_mb, http_status
 from tests.support.timing import eventually, timeout
 from tests.support.wsclient import WsClient
 from ticker.broker.pubsub import PubSubBroker
@@ -35,29 +34,6 @@ JUNK = 100_000
 PER_MESSAGE = 1_000
 CAP = 2_000
 RSS_BOUND_MB = 40  # the cap's share (2,000 symbols) plus allocator slack; uncapped: +144 MB
-
-
-def _tree(pid: int) -> list[int]:
-    """`pid` and its descendants (Hypercorn serves from a worker process under the CLI's)."""
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-    return out
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of the server's process tree, from /proc/<pid>/status."""
-    total = 0
-    for member in _tree(pid):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total / 1024
 
 
 def _tick(symbol: str, seq: int) -> dict[str, object]:
@@ -93,7 +69,7 @@ async def _flood(server, client, publisher, topic) -> None:
     warm = [publisher.publish(topic_path, orjson.dumps(_tick("LIVE", 1)), symbol="LIVE")]
     await asyncio.to_thread(lambda: [f.result(30) for f in warm])
     await eventually(lambda: client.ticks, within=15, what="the first live tick")
-    before = rss_mb(pid)
+    before = group_rss_mb(pid)
 
     def flood() -> None:  # in publishing order, one message after the other: a steady feed
         for batch in range(JUNK // PER_MESSAGE):
@@ -105,7 +81,7 @@ async def _flood(server, client, publisher, topic) -> None:
     await asyncio.to_thread(flood)
     last = JUNK // PER_MESSAGE + 1
     await eventually(lambda: client.ticks[-1][1] == last, within=60, what="every live tick")
-    after = rss_mb(pid)
+    after = group_rss_mb(pid)
     seqs = [seq for _, seq, _, _ in client.ticks]
     assert seqs == list(range(1, last + 1)), "the subscribed symbol lost or reordered ticks"
     with urlopen_text(server.url + "/metrics") as text:

@@ -131,6 +131,26 @@ class Server:
             self.log_path.unlink(missing_ok=True)
 
 
+def group_rss_mb(pgid: int) -> float:
+    """Resident memory of every process in the server's process group, in MB."""
+    total_kb = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:  # field 5 of stat: process group id
+                continue
+            with open(f"/proc/{entry}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total_kb += int(line.split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total_kb / 1024
+
+
 def launch(
     env: Mapping[str, str],
     *,

@@ -139,26 +139,6 @@ async def subscribe(ws: Any, symbols: list[str], since: dict[str, int] | None = 
     await ws.send(json.dumps(msg))
 
 
-def group_rss_mb(pgid: int) -> float:
-    """Resident memory of every process in the server's process group, in MB."""
-    total_kb = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:  # field 5 of stat: process group id
-                continue
-            with open(f"/proc/{entry}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total_kb += int(line.split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total_kb / 1024
-
-
 @dataclass
 class WsClient:
     """A page stand-in that records ticks `(symbol, seq, ts, arrived)` and control frames."""
