@@ -1,41 +1,42 @@
 """Processes the harness starts: pinned with `taskset`, measured through /proc, stopped by pid.
 
-Rule: every process is started in its own session (so its group id is its pid) and only ever
-stopped by signalling that group; nothing here looks processes up by name.
+Rule: starting and stopping are `ticker.ops.procs` (its own session, so its group id is its pid;
+only ever stopped by signalling that group; nothing looks processes up by name); this module adds
+CPU pinning and the /proc measurements.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ticker.ops import procs as ops
+from ticker.ops.procs import free_port
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = [
+    "cpu_times",
+    "free_port",
+    "rss_bytes",
+    "start",
+    "stop",
+    "thread_cpu",
+    "tree",
+    "wait_port",
+]
 
 
 def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Wait until something accepts connections on 127.0.0.1:`port`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+    what = f"something listening on 127.0.0.1:{port}"
+    if proc is None:
+        ops.wait_until(lambda: ops.port_open(port), within=timeout, what=what, every=0.05)
+    else:
+        ops.wait_ready(proc, lambda: ops.port_open(port), within=timeout, what=what, every=0.05)
 
 
 def start(
@@ -50,36 +51,21 @@ def start(
 ) -> subprocess.Popen[bytes]:
     """Start `cmd` pinned to `cpus` (taskset execs it, so the pid is the command's)."""
     argv = ["taskset", "-c", cpus, *cmd] if cpus else list(cmd)
-    out = log.open("ab") if log is not None else subprocess.DEVNULL
-    try:
-        return subprocess.Popen(
-            argv,
-            env={**os.environ, **(env or {})},
-            stdin=stdin,
-            stdout=stdout if stdout is not None else out,
-            stderr=out,
-            start_new_session=True,
-            cwd=cwd,
-        )
-    finally:
-        if log is not None and not isinstance(out, int):
-            out.close()
+    quiet = subprocess.DEVNULL if log is None else None  # no log: output goes nowhere
+    return ops.start(
+        argv,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        log=log,
+        stdin=stdin,
+        stdout=stdout if stdout is not None else quiet,
+        stderr=quiet,
+    )
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
     """SIGTERM the process group we started, then SIGKILL it if it lingers."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout)
-    # Workers may outlive a parent that died first: they are in the same group.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    ops.stop(proc, timeout)
 
 
 def tree(pid: int) -> list[int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,14 +9,6 @@ import pytest
 
 from tests.support.servers import ServerFactory
 from ticker.core.ticks import Tick, make_tick
-
-#: One scaled time unit for waits in tests: raise TICKER_TEST_TIMEOUT_FACTOR on slow machines.
-TIMEOUT_FACTOR = float(os.environ.get("TICKER_TEST_TIMEOUT_FACTOR", "1"))
-
-
-def timeout(seconds: float) -> float:
-    """A wait bound scaled for the machine; use it instead of bare numbers."""
-    return seconds * TIMEOUT_FACTOR
 
 
 def tick(

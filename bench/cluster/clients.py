@@ -259,7 +259,7 @@ class Crowd:
                 counts[c.slot] = counts.get(c.slot, 0) + 1
         return dict(sorted(counts.items()))
 
-    def totals(self) -> dict[str, int]:
+    def totals(self) -> dict[str, Any]:
         return {
             "clients": len(self.clients),
             "connected": self.connected(),

@@ -27,8 +27,9 @@ import orjson
 
 from bench import procs
 from bench.cluster import report
-from bench.cluster.stack import PROJECT, Cluster, http_json, wait_until
+from bench.cluster.stack import PROJECT, Cluster, http_json
 from ticker.ops.emulator import Emulator
+from ticker.ops.procs import wait_until
 
 TIB = 2**40
 MONTH_S = 30 * 86_400
@@ -151,7 +152,7 @@ def measure_point(
             status, body = http_json(inst.url + "/admin/api/stats", cluster.token)
             return status == 200 and len(body["cluster"]["instances"]) == n
 
-        wait_until(full, 3 * period + 30, f"{n} instances in the view", every=0.5)
+        wait_until(full, within=3 * period + 30, what=f"{n} instances in the view", every=0.5)
         sent0, cpu0, t0 = dict(peers.sent), _cpu(inst.pid), time.monotonic()
         time.sleep(args.seconds)  # the measurement window: nothing to wait for but time
         sent1, cpu1, t1 = dict(peers.sent), _cpu(inst.pid), time.monotonic()

@@ -100,7 +100,7 @@ async def rolling_deploy(cluster: Cluster, crowd: Crowd, log: Log) -> dict[str, 
         exit_s = time.monotonic() - term
         cluster.forget(old)
         back_s = await until(lambda: crowd.connected() == len(crowd.clients), 60)
-        step = {
+        step: dict[str, Any] = {
             "old": old.id, "new": new.id, "clients_on_old": on_old,
             "new_ready_s": round(ready_s, 2), "new_in_rotation_s": round(rotation_s, 2),
             "old_exit_s": round(exit_s, 2), "old_exit_code": exit_code,

@@ -40,8 +40,9 @@ from typing import Any
 import jinja2
 
 from bench import procs
-from bench.procs import free_port
+from ticker.ops import procs as ops
 from ticker.ops.emulator import Emulator, emulator_available
+from ticker.ops.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -88,24 +89,8 @@ def http_json(url: str, token: str | None = None, timeout: float = 3.0) -> tuple
         return None, None
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    """Poll `check` (another process's state: there is no event to await) until truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not within {timeout:.0f}s: {what}")
-        time.sleep(every)
-
-
 def _spawn(cmd: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            cmd, cwd=ROOT, env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    return ops.start(cmd, env=env, cwd=ROOT, log=log)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,14 +296,13 @@ class Cluster:
                 raise RuntimeError(f"instance {inst.id} exited:\n{inst.log_tail()}")
             return inst.ready()
 
-        wait_until(ready, timeout, f"readiness of {inst.id}", every=0.2)
+        ops.wait_until(ready, within=timeout, what=f"readiness of {inst.id}", every=0.2)
         if self.haproxy is not None:  # ready: let the front end's checks take it in
             self.haproxy_command(f"set server instances/{inst.slot.name} state ready")
         return time.monotonic() - inst.started
 
     def signal_instance(self, inst: Instance, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(inst.pid, sig)
+        ops.signal_group(inst.proc, sig)
 
     def forget(self, inst: Instance) -> None:
         """Drop an exited instance from the books (its slot becomes free)."""
@@ -350,13 +334,7 @@ class Cluster:
         self._wait_port(self.frontend_port, self.haproxy, "haproxy")
 
     def _wait_port(self, port: int, proc: subprocess.Popen[bytes], what: str) -> None:
-        def listening() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{what} exited with {proc.returncode}")
-            with socket.socket() as sock:
-                return sock.connect_ex(("127.0.0.1", port)) == 0
-
-        wait_until(listening, 20, f"{what} listening on {port}")
+        ops.wait_ready(proc, lambda: ops.port_open(port), within=20, what=f"{what} on {port}")
 
     def haproxy_command(self, command: str) -> str:
         """One command on HAProxy's runtime API (its admin socket)."""
@@ -385,12 +363,16 @@ class Cluster:
     def wait_in_rotation(self, slots: Iterable[str], timeout: float = 60.0) -> float:
         """Wait until HAProxy's checks put every slot in `slots` in rotation; seconds taken."""
         want, start = set(slots), time.monotonic()
-        wait_until(lambda: want <= self.in_rotation(), timeout, f"{sorted(want)} UP in haproxy")
+        ops.wait_until(
+            lambda: want <= self.in_rotation(), within=timeout, what=f"{sorted(want)} UP in haproxy"
+        )
         return time.monotonic() - start
 
     def wait_out_of_rotation(self, slot: str, timeout: float = 60.0) -> float:
         start = time.monotonic()
-        wait_until(lambda: slot not in self.in_rotation(), timeout, f"{slot} out of rotation")
+        ops.wait_until(
+            lambda: slot not in self.in_rotation(), within=timeout, what=f"{slot} out of rotation"
+        )
         return time.monotonic() - start
 
     # --- Prometheus and the publisher ---------------------------------------------------------

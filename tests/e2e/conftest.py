@@ -2,7 +2,7 @@
 
 Rules: every server runs in its own process group and is always stopped (SIGTERM, then SIGKILL
 after 10 s); tests never sleep to synchronise, they wait with Playwright's `expect`, whose
-timeout is one unit scaled by TICKER_TEST_TIMEOUT_FACTOR. Missing chromium or playwright skips
+timeout is `tests.support.timing.UNIT_S` (one scaled unit). Missing chromium or playwright skips
 the tests locally with the reason, and fails them when CI=true.
 
 Fixtures:
@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.servers import UNIT_S, Server, ServerFactory, missing
+from tests.support.servers import Server, ServerFactory, missing
+from tests.support.timing import UNIT_S
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,13 @@ import signal
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from websockets.sync.client import ClientConnection, connect
 
-from tests.support.servers import BASE_ENV, TIMEOUT_FACTOR, UNIT_S, Server
+from tests.support.servers import BASE_ENV, Server
+from tests.support.timing import UNIT_S, timeout
+from tests.support.wsclient import page_sockets
 
 pytestmark = pytest.mark.e2e
 
@@ -31,17 +31,9 @@ def expect(target: Any) -> Any:
     return playwright_expect(target)
 
 
-@contextlib.contextmanager
-def clients(server: Server, count: int) -> Iterator[list[ClientConnection]]:
-    """`count` subscribed WebSocket clients, closed on exit."""
-    url = server.url.replace("http", "ws", 1) + "/ws"
-    with contextlib.ExitStack() as stack:
-        sockets = []
-        for _ in range(count):
-            ws = stack.enter_context(connect(url, origin=server.url, open_timeout=10))  # type: ignore[arg-type]
-            ws.send(json.dumps({"op": "subscribe", "symbols": ["AAPL"]}))
-            sockets.append(ws)
-        yield sockets
+def clients(server: Server, count: int) -> contextlib.AbstractContextManager[list[Any]]:
+    """`count` page stand-ins subscribed to AAPL, closed on exit."""
+    return page_sockets(server.url, [["AAPL"]] * count)
 
 
 def log_in(page: Any, server: Server, token: str = TOKEN) -> None:
@@ -137,7 +129,7 @@ def test_a_sigtermed_instance_shows_draining_then_leaves_cleanly(
     expect(row_state).to_have_text("live")
     with clients(server, 2):  # clients to say goodbye to: the drain takes a second or so
         server.proc.send_signal(signal.SIGTERM)
-        expect(row_state).to_have_text("draining", timeout=2000 * TIMEOUT_FACTOR)
+        expect(row_state).to_have_text("draining", timeout=timeout(2000))
         assert server.proc.wait(UNIT_S * 2) == 0  # left cleanly
     expect(page.locator("#status")).to_have_text("reconnecting…")
 

@@ -10,33 +10,16 @@ import os
 import re
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
 
-from tests.support.servers import REPO, UNIT_S, free_port, http_status, missing
+from tests.support.servers import REPO, free_port, launch, missing
+from ticker.ops import procs
 from ticker.ops.emulator import emulator_available, running_emulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 PRICE = re.compile(r"^\d+\.\d{2,}$")
-
-
-def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
 
 
 def test_the_page_shows_live_prices_from_the_publisher_through_pubsub(page: Any, page_errors):
@@ -54,19 +37,15 @@ def test_the_page_shows_live_prices_from_the_publisher_through_pubsub(page: Any,
             "TICKER_TOPIC": f"prices-{port}",
             "TICKER_ADMIN_TOKEN": "t",
         }
-        server = _spawn([sys.executable, "-m", "ticker.serve", "--bind", f"127.0.0.1:{port}"], env)
+        server = launch(env, port=port)
         publisher = None
         try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 3 * UNIT_S
-            while http_status(url + "/readiness_check") != 200:
-                assert server.poll() is None, "the server exited"
-                assert time.monotonic() < deadline, "the server did not become ready"
-                time.sleep(0.1)  # polling another process: there is no event to await
-            publisher = _spawn(
+            url = server.url
+            server.wait_ready(30)  # three units
+            publisher = procs.start(
                 [sys.executable, "-m", "publisher", "--symbols", "AAPL,MSFT", "--rate", "20",
                  "--topic", env["TICKER_TOPIC"], "--project", "ticker-test"],
-                env,
+                env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             page.goto(url + "/?symbols=AAPL,MSFT")
             aapl = page.locator('[data-symbol="AAPL"] .price')
@@ -79,5 +58,5 @@ def test_the_page_shows_live_prices_from_the_publisher_through_pubsub(page: Any,
             assert page_errors == []
         finally:
             if publisher is not None:
-                _stop(publisher)
-            _stop(server)
+                procs.stop(publisher, 20)
+            server.stop(20)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.servers import UNIT_S
+from tests.support.timing import UNIT_S
 
 pytestmark = pytest.mark.e2e
 PRICE = re.compile(r"^\d+\.\d{2,}$")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.pageperf import measure, symbols
-from tests.support.servers import UNIT_S
+from tests.support.timing import UNIT_S
 
 pytestmark = pytest.mark.e2e
 PRICE = re.compile(r"^\d+\.\d{2,}$")

@@ -5,8 +5,6 @@ takes a couple of minutes; the phone layout's width is checked by test_watchlist
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
 import shutil
@@ -14,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.sync.client import connect
 
 from tests.support.servers import BASE_ENV
+from tests.support.wsclient import page_sockets
 
 pytestmark = [
     pytest.mark.e2e,
@@ -73,11 +71,7 @@ def test_page_and_dashboard_screenshots(
     page.click("button[type=submit]")
     expect(page.locator("#status")).to_have_text("live")
     # Subscribers for the tables: a few pages' worth of WebSocket clients.
-    url = shot_server.url.replace("http", "ws", 1) + "/ws"
-    with contextlib.ExitStack() as stack:
-        for symbols in (["AAPL", "MSFT"], ["AAPL"], ["NVDA", "TSLA", "AAPL"]):
-            ws = stack.enter_context(connect(url, origin=shot_server.url, open_timeout=10))  # type: ignore[arg-type]
-            ws.send(json.dumps({"op": "subscribe", "symbols": symbols}))
+    with page_sockets(shot_server.url, [["AAPL", "MSFT"], ["AAPL"], ["NVDA", "TSLA", "AAPL"]]):
         expect(page.locator('[data-stat="cluster-connections"]')).to_have_text("3")
         page.wait_for_timeout(2500)  # a few chart points
         save(page, tmp_path, f"dashboard-{size}-{scheme}.png")

@@ -14,7 +14,9 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.wsclient import (
+from tests.support.servers import group_rss_mb
+from tests.support.timing import UNIT_S
+from tests.support.wsclient import (
     SOAK,
     Recorder,
     close_code,
@@ -24,10 +26,8 @@ from tests.e2e.wsclient import (
     follow,
     frame,
     frame_of,
-    group_rss_mb,
     subscribe,
 )
-from tests.support.servers import UNIT_S
 
 pytestmark = pytest.mark.e2e
 

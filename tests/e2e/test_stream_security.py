@@ -18,16 +18,16 @@ import pytest
 import websockets
 from websockets.frames import Frame, Opcode
 
-from tests.e2e.wsclient import (
+from tests.support.servers import group_rss_mb
+from tests.support.timing import UNIT_S
+from tests.support.wsclient import (
     SOAK,
-    UNIT_S,
     Recorder,
     close_code,
     connect,
     drop_all,
     frame,
     frame_of,
-    group_rss_mb,
     subscribe,
 )
 

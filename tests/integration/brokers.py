@@ -1,14 +1,13 @@
 """Shared helpers for broker-level tests: a recording handler and ticks as message bytes.
 
-Rule: wait by polling a condition with a timeout, never by sleeping a fixed time.
+Rule: wait with `tests.support.timing.eventually`, never by sleeping a fixed time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from ticker.core.codec import tick_to_bytes
 from ticker.core.ticks import make_tick
@@ -28,11 +27,3 @@ class Recorder:
 
 def tick_bytes(symbol: str, seq: int) -> bytes:
     return tick_to_bytes(make_tick(symbol, 100.0 + seq % 7, seq, int(time.time() * 1000)))
-
-
-async def eventually(predicate: Callable[[], object], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.02)

@@ -6,11 +6,10 @@ import os
 import re
 import subprocess
 import sys
-import time
 from typing import Any
 
-from tests.conftest import timeout
-from tests.support.servers import REPO, Server, http_status
+from tests.support.servers import REPO, Server
+from tests.support.timing import timeout
 
 PROJECT = "ticker-test"
 
@@ -23,10 +22,7 @@ def start_pubsub_server(start_server: Any, emulator: Any, topic: str, **env: str
         TICKER_TOPIC=topic,
         **env,
     )
-    deadline = time.monotonic() + timeout(20)
-    while http_status(server.url + "/readiness_check") != 200:
-        assert time.monotonic() < deadline, "server never became ready:\n" + server.log_tail()
-        time.sleep(0.1)  # polling another process: there is no event to await
+    server.wait_ready(20)
     return server
 
 

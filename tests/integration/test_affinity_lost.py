@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import timeout
 from tests.integration.stack import run_publisher, start_pubsub_server
+from tests.support.timing import timeout
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,8 @@ import pytest
 from google.cloud import pubsub_v1
 
 from dashboard.stats import broker_health
-from tests.integration.brokers import Recorder, eventually, tick_bytes
+from tests.integration.brokers import Recorder, tick_bytes
+from tests.support.timing import eventually
 from ticker.broker import admin
 from ticker.broker.admin import SubscriptionState
 from ticker.broker.base import Broker
@@ -58,7 +59,7 @@ async def new_broker(kind, unique_name) -> AsyncIterator[Callable[[], Broker]]:
 
 async def started(broker: Broker, handler) -> Broker:
     await broker.start(handler)
-    await eventually(broker.healthy, TIMEOUT, "a healthy stream")
+    await eventually(broker.healthy, within=TIMEOUT, what="a healthy stream")
     return broker
 
 
@@ -68,7 +69,9 @@ async def test_each_symbols_messages_arrive_in_order(new_broker):
     sent = [(symbol, seq) for seq in range(1, 31) for symbol in ("AAPL", "MSFT")]
     for symbol, seq in sent:
         await broker.publish(tick_bytes(symbol, seq), {"symbol": symbol}, symbol)
-    await eventually(lambda: len(recorder.messages) >= len(sent), TIMEOUT, "every message")
+    await eventually(
+        lambda: len(recorder.messages) >= len(sent), within=TIMEOUT, what="every message"
+    )
     got = [orjson.loads(data) for data, _ in recorder.messages]
     for symbol in ("AAPL", "MSFT"):
         assert [m["seq"] for m in got if m["symbol"] == symbol] == list(range(1, 31))
@@ -77,11 +80,11 @@ async def test_each_symbols_messages_arrive_in_order(new_broker):
 async def test_duplicates_are_tolerated_and_counted(new_broker):
     runtime = Runtime.build(Settings(sim_rate=0), broker=new_broker())
     await runtime.start()
-    await eventually(runtime.broker.healthy, TIMEOUT, "a healthy stream")
+    await eventually(runtime.broker.healthy, within=TIMEOUT, what="a healthy stream")
     for seq in (1, 1, 2, 2, 3):
         await runtime.broker.publish(tick_bytes("AAPL", seq), {"symbol": "AAPL"}, "AAPL")
     counters = runtime.hub.counters
-    await eventually(lambda: counters.ticks_in >= 5, TIMEOUT, "all five deliveries")
+    await eventually(lambda: counters.ticks_in >= 5, within=TIMEOUT, what="all five deliveries")
     assert (counters.ticks_accepted, counters.duplicates) == (3, 2)
 
 
@@ -103,11 +106,11 @@ async def test_close_releases_the_subscription(new_broker, kind):
 async def test_bad_bytes_never_stop_delivery(new_broker):
     runtime = Runtime.build(Settings(sim_rate=0), broker=new_broker())
     await runtime.start()
-    await eventually(runtime.broker.healthy, TIMEOUT, "a healthy stream")
+    await eventually(runtime.broker.healthy, within=TIMEOUT, what="a healthy stream")
     for data in (b"\xff\xfe not json", b"{}", b"[1,2]", tick_bytes("AAPL", 7)):
         await runtime.broker.publish(data, {"symbol": "AAPL"}, "AAPL")
     counters = runtime.hub.counters
-    await eventually(lambda: counters.ticks_accepted == 1, TIMEOUT, "the good tick")
+    await eventually(lambda: counters.ticks_accepted == 1, within=TIMEOUT, what="the good tick")
     assert counters.malformed == 3
 
 
@@ -117,7 +120,7 @@ async def test_canaries_never_reach_the_handler(new_broker):
     data, attributes = canary_message("someone-else", 0)
     await broker.publish(data, attributes, "")
     await broker.publish(tick_bytes("AAPL", 1), {"symbol": "AAPL"}, "AAPL")
-    await eventually(lambda: recorder.messages, TIMEOUT, "the tick")
+    await eventually(lambda: recorder.messages, within=TIMEOUT, what="the tick")
     assert all("ticker_canary" not in attrs for _, attrs in recorder.messages)
 
 

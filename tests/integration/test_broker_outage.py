@@ -15,15 +15,10 @@ import time
 
 import pytest
 
-from tests.integration.servers import (
-    PublisherProcess,
-    ServerProcess,
-    WsClient,
-    connect_clients,
-    poll_until,
-    server_env,
-    stop_clients,
-)
+from tests.integration.servers import PublisherProcess, server_env
+from tests.support.servers import Server, launch
+from tests.support.timing import eventually
+from tests.support.wsclient import WsClient, connect_clients, stop_clients
 from ticker.ops.emulator import emulator_available, running_emulator
 
 pytestmark = pytest.mark.integration
@@ -34,7 +29,7 @@ SYMBOLS = [f"S{i:02d}" for i in range(20)]
 class HealthSampler:
     """Samples readiness and liveness of some servers every 0.2 s on a thread."""
 
-    def __init__(self, servers: list[ServerProcess]) -> None:
+    def __init__(self, servers: list[Server]) -> None:
         self.servers = servers
         self.samples: list[tuple[float, int, int | None, int | None]] = []
         self._stop = threading.Event()
@@ -74,7 +69,7 @@ async def test_emulator_crash_and_restart_recovers_without_disconnecting_clients
     own_emulator, unique_name
 ):
     emu, topic = own_emulator, unique_name("prices")
-    servers = [ServerProcess(server_env(emu.host, topic, unique_name(n))) for n in ("a", "b")]
+    servers = [launch(server_env(emu.host, topic, unique_name(n))) for n in ("a", "b")]
     publisher = PublisherProcess(emu.host, topic, SYMBOLS, rate=100)
     sampler: HealthSampler | None = None
     clients: list[WsClient] = []
@@ -83,24 +78,32 @@ async def test_emulator_crash_and_restart_recovers_without_disconnecting_clients
             await asyncio.to_thread(server.wait_ready)
         before = [s.subscription() for s in servers]
         for server in servers:
-            clients += await connect_clients(server, SYMBOLS[:3], 5)
-        await poll_until(lambda: all(c.ticks for c in clients), 15, "ticks at every client")
+            clients += await connect_clients(server.url, SYMBOLS[:3], 5)
+        await eventually(
+            lambda: all(c.ticks for c in clients), within=15, what="ticks at every client"
+        )
         sampler = HealthSampler(servers)
 
         killed = time.monotonic()
         await asyncio.to_thread(emu.kill)
-        await poll_until(lambda: sampler.first(503, killed), 12, "readiness 503 on both")
-        unready_after = sampler.first(503, killed) - killed
+        unready_at = await eventually(
+            lambda: sampler.first(503, killed), within=12, what="readiness 503 on both"
+        )
+        unready_after = unready_at - killed
         await asyncio.to_thread(emu.start)  # empty: no topic, no subscription
         up, up_wall = time.monotonic(), time.time()
 
         def all_got_ticks_after_restart() -> bool:
             return all(c.ticks and c.ticks[-1][3] > up_wall for c in clients)
 
-        await poll_until(all_got_ticks_after_restart, 20, "a tick at every client after restart")
+        await eventually(
+            all_got_ticks_after_restart, within=20, what="a tick at every client after restart"
+        )
         first_ticks = [min(t[3] for t in c.ticks if t[3] > up_wall) - up_wall for c in clients]
-        await poll_until(lambda: sampler.first(200, up), 10, "readiness 200 again")
-        ready_again = sampler.first(200, up) - up
+        ready_at = await eventually(
+            lambda: sampler.first(200, up), within=10, what="readiness 200 again"
+        )
+        ready_again = ready_at - up
         sampler.stop()
 
         print(

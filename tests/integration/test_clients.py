@@ -25,16 +25,13 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.conftest import timeout
 from tests.integration.stack import run_publisher, start_pubsub_server
 from tests.support.servers import REPO, free_port
+from tests.support.timing import timeout
+from tests.support.wsclient import ws_url
 from ticker.client import ConnectFailed, Reconnecting, Resync, Subscribed, Tick, connect
 
 pytestmark = pytest.mark.integration
-
-
-def _ws(server: Any) -> str:
-    return server.url.replace("http://", "ws://") + "/ws"
 
 
 def _text(url: str) -> str:
@@ -44,7 +41,8 @@ def _text(url: str) -> str:
 
 async def test_a_plain_websockets_client_without_origin_streams_ticks(start_server):
     server = start_server(TICKER_SIM_SYMBOLS="AAPL", TICKER_SIM_RATE="20")
-    async with websockets.connect(_ws(server), open_timeout=timeout(10)) as ws:
+    async with websockets.connect(ws_url(server.url), open_timeout=timeout(10)) as ws:
+        assert ws.request is not None
         assert "Origin" not in ws.request.headers
         await ws.send(json.dumps({"op": "subscribe", "symbols": ["AAPL"]}))
         seqs: list[int] = []
@@ -60,7 +58,7 @@ async def test_a_plain_websockets_client_without_origin_streams_ticks(start_serv
 async def test_ticker_client_without_origin_streams_ticks_in_order(start_server):
     server = start_server(TICKER_SIM_SYMBOLS="AAPL,MSFT", TICKER_SIM_RATE="20")
     got: dict[str, list[int]] = {"AAPL": [], "MSFT": []}
-    async with connect(_ws(server)) as client, asyncio.timeout(timeout(10)):
+    async with connect(ws_url(server.url)) as client, asyncio.timeout(timeout(10)):
         async for tick in client.ticks(["aapl", "MSFT"]):
             got[tick.symbol].append(tick.seq)
             if min(len(v) for v in got.values()) >= 5:
@@ -80,14 +78,14 @@ async def _handshake(url: str, origin: str | None) -> int:
 
 async def test_a_foreign_browser_origin_is_still_403_and_require_origin_refuses_none(start_server):
     server = start_server()
-    assert await _handshake(_ws(server), "https://evil.example") == 403
-    assert await _handshake(_ws(server), server.url) == 101
-    assert await _handshake(_ws(server), None) == 101
+    assert await _handshake(ws_url(server.url), "https://evil.example") == 403
+    assert await _handshake(ws_url(server.url), server.url) == 101
+    assert await _handshake(ws_url(server.url), None) == 101
     strict = start_server(TICKER_REQUIRE_ORIGIN="1")
-    assert await _handshake(_ws(strict), None) == 403
-    assert await _handshake(_ws(strict), strict.url) == 101
+    assert await _handshake(ws_url(strict.url), None) == 403
+    assert await _handshake(ws_url(strict.url), strict.url) == 101
     with pytest.raises(ConnectFailed) as err:
-        async with connect(_ws(strict)):
+        async with connect(ws_url(strict.url)):
             pass
     assert err.value.status == 403
     assert "origin_required" in str(err.value)
@@ -104,7 +102,10 @@ async def test_ticker_client_resumes_across_rotations_without_gap_or_duplicate(
     reconnects: list[Reconnecting] = []
     subscribed: list[Subscribed] = []
     resyncs: list[Resync] = []
-    async with connect(_ws(server), max_rate=max_rate) as client, asyncio.timeout(timeout(30)):
+    async with (
+        connect(ws_url(server.url), max_rate=max_rate) as client,
+        asyncio.timeout(timeout(30)),
+    ):
         async for event in client.events(["AAPL"]):
             if isinstance(event, Tick):
                 seqs.append(event.seq)
@@ -142,14 +143,14 @@ def _cli(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
 
 def test_the_cli_prints_ticks_from_a_real_server_then_stops_on_ctrl_c(start_server):
     server = start_server(TICKER_SIM_SYMBOLS="AAPL,MSFT", TICKER_SIM_RATE="20")
-    done = _cli("AAPL", "MSFT", "--url", _ws(server), "--count", "6", "--json")
+    done = _cli("AAPL", "MSFT", "--url", ws_url(server.url), "--count", "6", "--json")
     out, err = done.communicate(timeout=timeout(20))
     assert done.returncode == 0, err
     ticks = [json.loads(line) for line in out.splitlines()]
     assert len(ticks) == 6
     assert {t["symbol"] for t in ticks} == {"AAPL", "MSFT"}
     assert "subscribed to AAPL,MSFT" in err
-    running = _cli("AAPL", "--url", _ws(server))
+    running = _cli("AAPL", "--url", ws_url(server.url))
     assert running.stdout is not None
     first = running.stdout.readline()  # a tick line: it is streaming
     assert "AAPL" in first
@@ -240,8 +241,8 @@ async def test_max_rate_1_on_a_20_per_second_burst_on_every_transport(
     server = start_pubsub_server(start_server, emulator, topic, TICKER_POLL_TIMEOUT="2")
     reference, ws, sse, poll = Arrivals(), Arrivals(), Arrivals(), Arrivals()
     tasks = [
-        asyncio.create_task(_ws_client(_ws(server), reference, None)),
-        asyncio.create_task(_ws_client(_ws(server), ws, 1.0)),
+        asyncio.create_task(_ws_client(ws_url(server.url), reference, None)),
+        asyncio.create_task(_ws_client(ws_url(server.url), ws, 1.0)),
         asyncio.create_task(_sse_client(server.url, sse)),
         asyncio.create_task(_poll_client(server.url, poll)),
     ]
@@ -284,7 +285,7 @@ def test_the_three_line_script_of_the_readme_streams_ticks(start_server):
     server = start_server(TICKER_SIM_SYMBOLS="AAPL,MSFT", TICKER_SIM_RATE="20")
     script = (
         "from ticker.client import ticks\n"
-        f"for tick in ticks(['AAPL', 'MSFT'], '{_ws(server)}'):\n"
+        f"for tick in ticks(['AAPL', 'MSFT'], '{ws_url(server.url)}'):\n"
         "    print(tick.symbol, tick.price, tick.seq, flush=True)\n"
     )
     with subprocess.Popen(
@@ -302,7 +303,7 @@ def test_the_three_line_script_of_the_readme_streams_ticks(start_server):
 async def test_ticker_client_backs_off_while_the_server_is_gone_then_gives_up(start_server):
     server = start_server(TICKER_SIM_SYMBOLS="AAPL", TICKER_SIM_RATE="20")
     seen: list[Any] = []
-    client = connect(_ws(server), max_retries=2)
+    client = connect(ws_url(server.url), max_retries=2)
 
     async def follow() -> None:
         async with client, asyncio.timeout(timeout(30)):

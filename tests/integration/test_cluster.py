@@ -7,7 +7,6 @@ scaled deadline; nothing sleeps to synchronise.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -21,10 +20,12 @@ from typing import Any
 
 import pytest
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.typing import Origin
 
-from tests.conftest import timeout
 from tests.support.servers import Server, ServerFactory
+from tests.support.timing import eventually_sync
+from tests.support.wsclient import page_sockets
 
 pytestmark = pytest.mark.integration
 
@@ -49,32 +50,11 @@ def status_of(server: Server, token: str | None, path: str = "/admin/api/stats")
     return 200
 
 
-def wait_for(what: str, check: Callable[[], bool], within: float) -> float:
-    """Poll `check` until it holds; return how long it took, or fail after a scaled `within`."""
-    start = time.monotonic()
-    deadline = start + timeout(within)
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout(within):.1f}s: {what}")
-        time.sleep(0.1)  # polling other processes: there is no event to wait on
-    return time.monotonic() - start
-
-
 def counts(server: Server) -> dict[str, int]:
     """{instance id: connections} as `server` sees the cluster, plus the total under "*"."""
     cluster = api(server)["cluster"]
     seen = {inst["id"]: inst["connections"] for inst in cluster["instances"]}
     return {**seen, "*": cluster["connections"]}
-
-
-@contextlib.contextmanager
-def client(server: Server, symbols: list[str]) -> Iterator[ClientConnection]:
-    """A browser stand-in: a WebSocket from the page's origin, subscribed to `symbols`."""
-    url = server.url.replace("http", "ws", 1) + "/ws"
-    with connect(url, origin=server.url, open_timeout=10) as ws:  # type: ignore[arg-type]
-        ws.send(json.dumps({"op": "subscribe", "symbols": symbols}))
-        json.loads(ws.recv(timeout=10))  # the `subscribed` reply: the hub has counted it
-        yield ws
 
 
 @pytest.fixture
@@ -93,7 +73,9 @@ def two_servers(
     try:
         a, b = factory(**env, TICKER_INSTANCE_ID="alpha"), factory(**env, TICKER_INSTANCE_ID="beta")
         for server in (a, b):
-            wait_for("both instances in the view", lambda s=server: len(counts(s)) == 3, 20)
+            eventually_sync(
+                lambda s=server: len(counts(s)) == 3, within=20, what="both instances in the view"
+            )
         yield a, b
     finally:
         factory.stop_all()
@@ -107,25 +89,31 @@ def test_clients_on_each_instance_are_counted_on_both(two_servers: tuple[Server,
     a, b = two_servers
     id_a, id_b = ids(a, b)
     with ExitStack() as stack:
-        on_a = [stack.enter_context(client(a, ["AAPL"])) for _ in range(2)]
-        stack.enter_context(client(b, ["AAPL", "MSFT"]))
+        on_a = stack.enter_context(page_sockets(a.url, [["AAPL"]] * 2))
+        stack.enter_context(page_sockets(b.url, [["AAPL", "MSFT"]]))
         want = {id_a: 2, id_b: 1, "*": 3}
         for server in (a, b):
-            wait_for(f"{want} on {server.url}", lambda s=server: counts(s) == want, CHANGE_S)
+            eventually_sync(
+                lambda s=server: counts(s) == want, within=CHANGE_S, what=f"{want} on {server.url}"
+            )
         symbols = api(a)["cluster"]["symbols"]
         assert symbols == {"AAPL": 3, "MSFT": 1}
 
         on_a[0].close()
         want = {id_a: 1, id_b: 1, "*": 2}
         for server in (a, b):
-            wait_for(f"{want} on {server.url}", lambda s=server: counts(s) == want, CHANGE_S)
+            eventually_sync(
+                lambda s=server: counts(s) == want, within=CHANGE_S, what=f"{want} on {server.url}"
+            )
 
 
 def test_a_killed_instance_leaves_the_view(two_servers: tuple[Server, Server]) -> None:
     a, b = two_servers
     _, id_b = ids(a, b)
-    with client(b, ["AAPL"]):
-        wait_for("b's client counted on a", lambda: counts(a)["*"] == 1, CHANGE_S)
+    with page_sockets(b.url, [["AAPL"]]):
+        eventually_sync(
+            lambda: counts(a)["*"] == 1, within=CHANGE_S, what="b's client counted on a"
+        )
         os.killpg(b.proc.pid, signal.SIGKILL)
         b.proc.wait(10)
 
@@ -134,7 +122,9 @@ def test_a_killed_instance_leaves_the_view(two_servers: tuple[Server, Server]) -
             expired = [d["id"] for d in cluster["departed"] if d["reason"] == "expired"]
             return len(cluster["instances"]) == 1 and id_b in expired
 
-        took = wait_for("the killed instance expired", b_gone, KILLED_S)
+        started = time.monotonic()
+        eventually_sync(b_gone, within=KILLED_S, what="the killed instance expired")
+        took = time.monotonic() - started
     assert counts(a)["*"] == 0
     print(f"killed instance left the view after {took:.1f}s")
 
@@ -147,4 +137,4 @@ def test_admin_needs_the_token(two_servers: tuple[Server, Server]) -> None:
     assert status_of(a, None, "/admin/api/history") == 401
     stream = a.url.replace("http", "ws", 1) + "/admin/stream"
     with pytest.raises(InvalidStatus, match="401"):
-        connect(stream, origin=a.url, open_timeout=5)  # type: ignore[arg-type]
+        connect(stream, origin=Origin(a.url), open_timeout=5)

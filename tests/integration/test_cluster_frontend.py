@@ -23,8 +23,8 @@ import pytest
 from bench.cluster import grafana, rehearsal
 from bench.cluster.clients import Crowd
 from bench.cluster.stack import DEPLOY, Cluster, Health
-from tests.conftest import timeout
 from tests.support.servers import missing
+from tests.support.timing import timeout
 
 pytestmark = pytest.mark.integration
 

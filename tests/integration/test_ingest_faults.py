@@ -18,41 +18,17 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from tests.integration.brokers import Recorder, eventually, tick_bytes
+from tests.integration.brokers import Recorder, tick_bytes
+from tests.support.sessions import SessionReader
+from tests.support.timing import eventually
 from ticker.broker.pubsub import PubSubBroker
 from ticker.ops.emulator import PROJECT
 from ticker.server.runtime import Runtime
 from ticker.server.settings import Settings
-from ticker.stream.session import Session
 
 pytestmark = pytest.mark.integration
 SYMBOLS = ("AAPL", "MSFT", "GOOG", "AMZN")
 PER_SYMBOL = 100
-
-
-class Client:
-    """A session subscribed to SYMBOLS whose frames are read as fast as they come."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.session = Session("websocket", "test", outbox_limit=100_000)
-        self.seen: list[tuple[str, int]] = []
-        runtime.hub.attach(self.session)
-        runtime.hub.subscribe(self.session, SYMBOLS, {})
-        self._task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        while True:
-            batch = await self.session.next_batch()
-            for encoded in batch.ticks:
-                tick = orjson.loads(encoded)
-                self.seen.append((tick["symbol"], tick["seq"]))
-
-    def seqs(self, symbol: str) -> list[int]:
-        return [seq for s, seq in self.seen if s == symbol]
-
-    async def stop(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
 
 
 @pytest.fixture
@@ -60,7 +36,7 @@ async def runtime(emulator, unique_name) -> AsyncIterator[Runtime]:
     broker = PubSubBroker(PROJECT, unique_name("faults"), unique_name("ticker-faults"))
     made = Runtime.build(Settings(sim_rate=0), broker=broker)
     await made.start()
-    await eventually(made.ready, 10, "readiness")
+    await eventually(made.ready, within=10, what="readiness")
     yield made
     await made.close()
 
@@ -70,7 +46,7 @@ async def publish(runtime: Runtime, symbol: str, seq: int) -> None:
 
 
 async def test_duplicated_ticks_reach_clients_once(runtime):
-    client = Client(runtime)
+    client = SessionReader(runtime, SYMBOLS)
     duplicated = 0
     for seq in range(1, PER_SYMBOL + 1):
         for symbol in SYMBOLS:
@@ -80,8 +56,10 @@ async def test_duplicated_ticks_reach_clients_once(runtime):
                 duplicated += 1
     counters = runtime.hub.counters
     expected = len(SYMBOLS) * PER_SYMBOL + duplicated
-    await eventually(lambda: counters.ticks_in >= expected, 20, "every delivery")
-    await eventually(lambda: len(client.seen) >= len(SYMBOLS) * PER_SYMBOL, 5, "client frames")
+    await eventually(lambda: counters.ticks_in >= expected, within=20, what="every delivery")
+    await eventually(
+        lambda: len(client.seen) >= len(SYMBOLS) * PER_SYMBOL, within=5, what="client frames"
+    )
     assert len(client.seen) == len(set(client.seen)), "a duplicate (symbol, seq) reached a client"
     assert counters.duplicates == duplicated
     print(f"P2: {duplicated} duplicates published, counted {counters.duplicates}, 0 at client")
@@ -89,7 +67,7 @@ async def test_duplicated_ticks_reach_clients_once(runtime):
 
 
 async def test_reordered_and_late_ticks_never_go_backwards(runtime):
-    client = Client(runtime)
+    client = SessionReader(runtime, SYMBOLS)
     swapped, late = 0, []
     for symbol in SYMBOLS:
         order = list(range(1, PER_SYMBOL + 1))
@@ -104,8 +82,10 @@ async def test_reordered_and_late_ticks_never_go_backwards(runtime):
         await publish(runtime, symbol, seq)
     counters = runtime.hub.counters
     total = len(SYMBOLS) * PER_SYMBOL
-    await eventually(lambda: counters.ticks_in >= total, 20, "every delivery")
-    await eventually(lambda: counters.ticks_accepted == len(client.seen), 5, "client frames")
+    await eventually(lambda: counters.ticks_in >= total, within=20, what="every delivery")
+    await eventually(
+        lambda: counters.ticks_accepted == len(client.seen), within=5, what="client frames"
+    )
     for symbol in SYMBOLS:
         seqs = client.seqs(symbol)
         assert all(a < b for a, b in itertools.pairwise(seqs)), f"{symbol} went back"
@@ -143,7 +123,7 @@ async def test_callback_exceptions_are_nacked_redelivered_and_never_resubscribe(
     broker.inject_callback_fault = fault
     try:
         await broker.start(recorder)
-        await eventually(broker.healthy, 10, "readiness")
+        await eventually(broker.healthy, within=10, what="readiness")
         sent = {(symbol, seq) for seq in range(1, PER_SYMBOL + 1) for symbol in SYMBOLS}
         for symbol, seq in sorted(sent, key=lambda k: (k[1], k[0])):
             await broker.publish(tick_bytes(symbol, seq), {"symbol": symbol}, symbol)
@@ -153,7 +133,9 @@ async def test_callback_exceptions_are_nacked_redelivered_and_never_resubscribe(
                 (t["symbol"], t["seq"]) for t in (orjson.loads(d) for d, _ in recorder.messages)
             }
 
-        await eventually(lambda: received() >= sent, 30, "every tick, redeliveries included")
+        await eventually(
+            lambda: received() >= sent, within=30, what="every tick, redeliveries included"
+        )
         stats = broker.stats()
         assert stats["streams_opened"] == 1
         assert stats["resubscribes"] == 0

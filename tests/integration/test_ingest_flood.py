@@ -14,18 +14,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import orjson
 import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
-from tests.conftest import timeout
-from tests.integration.brokers import eventually
-from tests.integration.servers import WsClient, poll_until
 from tests.integration.stack import PROJECT, start_pubsub_server
-from tests.support.servers import http_status
+from tests.support.servers import group_rss_mb, http_status
+from tests.support.timing import eventually, timeout
+from tests.support.wsclient import WsClient
 from ticker.broker.pubsub import PubSubBroker
 from ticker.ops.emulator import PROJECT as EMULATOR_PROJECT
 from ticker.server.runtime import Runtime
@@ -36,29 +34,6 @@ JUNK = 100_000
 PER_MESSAGE = 1_000
 CAP = 2_000
 RSS_BOUND_MB = 40  # the cap's share (2,000 symbols) plus allocator slack; uncapped: +144 MB
-
-
-def _tree(pid: int) -> list[int]:
-    """`pid` and its descendants (Hypercorn serves from a worker process under the CLI's)."""
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-    return out
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of the server's process tree, from /proc/<pid>/status."""
-    total = 0
-    for member in _tree(pid):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total / 1024
 
 
 def _tick(symbol: str, seq: int) -> dict[str, object]:
@@ -77,7 +52,7 @@ async def test_junk_symbols_leave_memory_bounded_and_live_symbols_flowing(
 ):
     topic = unique_name("flood")
     server = start_pubsub_server(start_server, emulator, topic, TICKER_MAX_TRACKED_SYMBOLS=str(CAP))
-    client = WsClient(server.url.replace("http", "ws") + "/ws", server.url, ["LIVE"])
+    client = WsClient(server.url, ["LIVE"])
     await client.start()
     publisher = pubsub_v1.PublisherClient()
     try:
@@ -93,8 +68,8 @@ async def _flood(server, client, publisher, topic) -> None:
     topic_path = publisher.topic_path(PROJECT, topic)
     warm = [publisher.publish(topic_path, orjson.dumps(_tick("LIVE", 1)), symbol="LIVE")]
     await asyncio.to_thread(lambda: [f.result(30) for f in warm])
-    await poll_until(lambda: client.ticks, timeout(15), "the first live tick")
-    before = rss_mb(pid)
+    await eventually(lambda: client.ticks, within=15, what="the first live tick")
+    before = group_rss_mb(pid)
 
     def flood() -> None:  # in publishing order, one message after the other: a steady feed
         for batch in range(JUNK // PER_MESSAGE):
@@ -105,8 +80,8 @@ async def _flood(server, client, publisher, topic) -> None:
 
     await asyncio.to_thread(flood)
     last = JUNK // PER_MESSAGE + 1
-    await poll_until(lambda: client.ticks[-1][1] == last, timeout(60), "every live tick")
-    after = rss_mb(pid)
+    await eventually(lambda: client.ticks[-1][1] == last, within=60, what="every live tick")
+    after = group_rss_mb(pid)
     seqs = [seq for _, seq, _, _ in client.ticks]
     assert seqs == list(range(1, last + 1)), "the subscribed symbol lost or reordered ticks"
     with urlopen_text(server.url + "/metrics") as text:
@@ -136,7 +111,7 @@ async def slow_runtime(emulator, unique_name) -> AsyncIterator[Runtime]:
     )
     runtime = Runtime.build(Settings(sim_rate=0), broker=broker)
     await runtime.start()
-    await eventually(runtime.ready, timeout(10), "readiness")
+    await eventually(runtime.ready, within=10, what="readiness")
     yield runtime
     await runtime.close()
 
@@ -162,6 +137,8 @@ async def test_readiness_is_503_while_ingest_lags_and_200_once_caught_up(slow_ru
     assert lagged is not None, "readiness never reported the lag"
     assert runtime.ready() is False
     broker.inject_callback_fault = None
-    await eventually(runtime.ready, timeout(30), "readiness after catching up")
-    assert broker.stats()["lag"] < 1.0
+    await eventually(runtime.ready, within=30, what="readiness after catching up")
+    lag = broker.stats()["lag"]
+    assert isinstance(lag, float | int)
+    assert lag < 1.0
     print(f"lag: {lagged}")

@@ -20,17 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from google.cloud import pubsub_v1
 
-from tests.integration.servers import (
-    REPO,
-    PublisherProcess,
-    ServerProcess,
-    WsClient,
-    connect_clients,
-    poll_until,
-    server_env,
-    stop_clients,
-    wait_for,
-)
+from tests.integration.servers import PublisherProcess, server_env
+from tests.support.servers import REPO, Server, launch
+from tests.support.timing import eventually, eventually_sync
+from tests.support.wsclient import WsClient, connect_clients, stop_clients
 from ticker.broker import admin
 from ticker.broker.admin import SubscriptionState
 from ticker.ops.emulator import PROJECT
@@ -60,29 +53,40 @@ def instance_subscriptions(topic: str) -> set[str]:
 
 async def test_sigterm_drains_clients_then_deletes_subscription_and_exits(emulator, unique_name):
     topic = unique_name("prices")
-    server = ServerProcess(server_env(emulator.host, topic, unique_name("l1")))
+    server = launch(server_env(emulator.host, topic, unique_name("l1")))
     publisher = PublisherProcess(emulator.host, topic, SYMBOLS, rate=40)
     clients: list[WsClient] = []
     try:
         await asyncio.to_thread(server.wait_ready)
         sub = server.subscription()
-        clients += await connect_clients(server, SYMBOLS[:2], 15)
-        await poll_until(lambda: all(c.ticks for c in clients), 15, "a tick at every client")
+        clients += await connect_clients(server.url, SYMBOLS[:2], 15)
+        await eventually(
+            lambda: all(c.ticks for c in clients), within=15, what="a tick at every client"
+        )
 
         signalled = time.monotonic()
         server.terminate()
         status, body = await asyncio.to_thread(
-            wait_for, lambda: _not_ready(server), 0.5, "readiness to flip"
+            eventually_sync,
+            lambda: _not_ready(server),
+            within=0.5,
+            what="readiness to flip",
+            every=0.05,
         )
         assert (status, body.get("reason")) == (503, "draining")
 
-        await poll_until(lambda: all(c.closed for c in clients), 5, "every client closed")
+        await eventually(
+            lambda: all(c.closed for c in clients), within=5, what="every client closed"
+        )
         for client in clients:
             assert client.reconnects, "no reconnect frame before the close"
+            assert client.closed_at is not None
             assert client.reconnects[0] <= client.closed_at
             assert client.close_code == 1012
             assert client.closed_at - signalled <= 2.0
-        await asyncio.to_thread(wait_for, lambda: subscription_gone(sub), 5, "deletion")
+        await asyncio.to_thread(
+            eventually_sync, lambda: subscription_gone(sub), within=5, what="deletion", every=0.05
+        )
         deleted_after = time.monotonic() - signalled
         assert await asyncio.to_thread(server.wait_exit, 20) == 0
         exited_after = time.monotonic() - signalled
@@ -94,7 +98,7 @@ async def test_sigterm_drains_clients_then_deletes_subscription_and_exits(emulat
         publisher.stop()
 
 
-def _not_ready(server: ServerProcess) -> tuple[int | None, dict[str, object]] | None:
+def _not_ready(server: Server) -> tuple[int | None, dict[str, object]] | None:
     status, body = server.readiness()
     return None if status == 200 else (status, body)
 
@@ -104,17 +108,17 @@ async def test_restart_after_kill_gets_a_fresh_subscription_and_every_tick_on_ti
 ):
     topic, instance = unique_name("prices"), unique_name("p4")
     publisher = PublisherProcess(emulator.host, topic, SYMBOLS, rate=40)
-    first = ServerProcess(server_env(emulator.host, topic, instance))
-    second: ServerProcess | None = None
+    first = launch(server_env(emulator.host, topic, instance))
+    second: Server | None = None
     client: WsClient | None = None
     try:
         await asyncio.to_thread(first.wait_ready)
         old_sub = first.subscription()
         first.kill()  # its streaming pull stays registered on the emulator (a zombie)
-        second = ServerProcess(server_env(emulator.host, topic, instance))
+        second = launch(server_env(emulator.host, topic, instance))
         await asyncio.to_thread(second.wait_ready)
         assert second.subscription() != old_sub
-        (client,) = await connect_clients(second, SYMBOLS, 1)
+        (client,) = await connect_clients(second.url, SYMBOLS, 1)
         since_ms = time.time() * 1000
         await asyncio.sleep(6)  # the observation window itself, not a synchronisation
         after = [t for t in client.ticks if t[2] >= since_ms]
@@ -134,13 +138,15 @@ async def test_restart_after_kill_gets_a_fresh_subscription_and_every_tick_on_ti
 
 
 def _sigterm_cycle(env: dict[str, str]) -> tuple[str, float]:
-    server = ServerProcess(env)
+    server = launch(env)
     try:
         server.wait_ready(30)
         sub = server.subscription()
         signalled = time.monotonic()
         server.terminate()
-        wait_for(lambda: subscription_gone(sub), 5, f"deletion of {sub}", every=0.1)
+        eventually_sync(
+            lambda: subscription_gone(sub), within=5, what=f"deletion of {sub}", every=0.1
+        )
         deleted_after = time.monotonic() - signalled
         assert server.wait_exit(20) == 0
         return sub, deleted_after
@@ -149,7 +155,7 @@ def _sigterm_cycle(env: dict[str, str]) -> tuple[str, float]:
 
 
 def _killed(env: dict[str, str]) -> str:
-    server = ServerProcess(env)
+    server = launch(env)
     try:
         server.wait_ready(30)
         sub = server.subscription()
@@ -162,7 +168,7 @@ def _killed(env: dict[str, str]) -> str:
 def test_sigterm_cycles_clean_up_and_janitor_sweeps_only_the_dead(emulator, unique_name):
     topic = unique_name("prices")
     env = server_env(emulator.host, topic, unique_name("p5"))
-    live = ServerProcess(server_env(emulator.host, topic, unique_name("live")))
+    live = launch(server_env(emulator.host, topic, unique_name("live")))
     try:
         with ThreadPoolExecutor(5) as pool:
             cycles = list(pool.map(lambda _: _lane(env, 4), range(5)))

@@ -15,49 +15,15 @@ from collections.abc import AsyncIterator, Callable
 import orjson
 import pytest
 
-from tests.conftest import timeout
-from tests.integration.brokers import eventually
+from tests.support.sessions import SessionReader
+from tests.support.timing import eventually, timeout
 from ticker.broker.pubsub import PubSubBroker
 from ticker.ops.emulator import PROJECT
 from ticker.server.runtime import Runtime
 from ticker.server.settings import Settings
-from ticker.stream.session import Session
 
 pytestmark = pytest.mark.integration
 POISON = 2**63 - 1
-
-
-class Client:
-    """A session subscribed to `symbols`; records ticks and resync frames as they come."""
-
-    def __init__(self, runtime: Runtime, symbols: tuple[str, ...]) -> None:
-        self.session = Session("websocket", "test", outbox_limit=100_000)
-        self.seen: list[tuple[str, int, float]] = []
-        self.resyncs: list[str] = []
-        runtime.hub.attach(self.session)
-        runtime.hub.subscribe(self.session, symbols, {})
-        self._task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        while True:
-            batch = await self.session.next_batch()
-            for control in batch.control:
-                frame = orjson.loads(control)
-                if frame["type"] == "resync":
-                    self.resyncs += frame["symbols"]
-            for encoded in batch.ticks:
-                tick = orjson.loads(encoded)
-                self.seen.append((tick["symbol"], tick["seq"], tick["price"]))
-
-    def seqs(self, symbol: str) -> list[int]:
-        return [seq for s, seq, _ in self.seen if s == symbol]
-
-    def prices(self, symbol: str) -> list[float]:
-        return [price for s, _, price in self.seen if s == symbol]
-
-    async def stop(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
 
 
 def _tick(symbol: str, seq: int, price: float = 100.0) -> dict[str, object]:
@@ -77,7 +43,7 @@ async def make_runtime(emulator, unique_name) -> AsyncIterator[Callable[..., obj
         broker = PubSubBroker(PROJECT, topic, unique_name("ticker-packed"))
         runtime = Runtime.build(Settings(sim_rate=0, **settings), broker=broker)  # type: ignore[arg-type]
         await runtime.start()
-        await eventually(runtime.ready, timeout(10), "readiness")
+        await eventually(runtime.ready, within=10, what="readiness")
         made.append(runtime)
         return runtime
 
@@ -102,13 +68,13 @@ async def test_packed_and_single_tick_producers_mixed_on_one_topic_reach_clients
     make_runtime,
 ):
     runtime = await make_runtime()
-    client = Client(runtime, ("AAPL", "MSFT"))
+    client = SessionReader(runtime, ("AAPL", "MSFT"))
     seqs = {"AAPL": itertools.count(1), "MSFT": itertools.count(1)}
     for _ in range(10):
         pack = _packed(*(_tick("AAPL", next(seqs["AAPL"])) for _ in range(10)))
         singles = [_tick("MSFT", next(seqs["MSFT"])) for _ in range(3)]
         await send(runtime, pack, *singles)
-    await eventually(lambda: len(client.seen) >= 130, timeout(15), "every tick")
+    await eventually(lambda: len(client.seen) >= 130, within=15, what="every tick")
     assert client.seqs("AAPL") == list(range(1, 101))
     assert client.seqs("MSFT") == list(range(1, 31))
     assert client.resyncs == []
@@ -119,10 +85,10 @@ async def test_packed_and_single_tick_producers_mixed_on_one_topic_reach_clients
 
 async def test_a_packed_message_with_one_malformed_tick_delivers_the_rest(make_runtime):
     runtime = await make_runtime()
-    client = Client(runtime, ("AAPL",))
+    client = SessionReader(runtime, ("AAPL",))
     bad = {"symbol": "AAPL", "price": "not a number", "seq": 3, "ts": 1}
     await send(runtime, _packed(_tick("AAPL", 1), _tick("AAPL", 2), bad, _tick("AAPL", 4)))
-    await eventually(lambda: len(client.seen) >= 3, timeout(15), "the good ticks")
+    await eventually(lambda: len(client.seen) >= 3, within=15, what="the good ticks")
     assert client.seqs("AAPL") == [1, 2, 4]
     assert client.resyncs == ["AAPL"]  # seq 3 never exists: a gap, after the reorder window
     assert runtime.hub.counters.malformed_ticks == 1
@@ -132,14 +98,14 @@ async def test_a_packed_message_with_one_malformed_tick_delivers_the_rest(make_r
 
 async def test_reordered_messages_reach_clients_in_seq_order_without_resync(make_runtime):
     runtime = await make_runtime(reorder_ms=500.0)
-    client = Client(runtime, ("AAPL", "MSFT"))
+    client = SessionReader(runtime, ("AAPL", "MSFT"))
     await send(runtime, _tick("AAPL", 1), _tick("MSFT", 1))
-    await eventually(lambda: len(client.seen) >= 2, timeout(15), "first ticks")
+    await eventually(lambda: len(client.seen) >= 2, within=15, what="first ticks")
     packs = [_packed(*(_tick("AAPL", s) for s in range(n, n + 5))) for n in range(2, 27, 5)]
     singles = [_tick("MSFT", s) for s in range(2, 12)]
     # out of order on purpose: later packs first, single ticks in reverse
     await send(runtime, packs[3], packs[1], packs[4], packs[0], packs[2], *reversed(singles))
-    await eventually(lambda: len(client.seen) >= 37, timeout(15), "every tick")
+    await eventually(lambda: len(client.seen) >= 37, within=15, what="every tick")
     assert client.seqs("AAPL") == list(range(1, 27))
     assert client.seqs("MSFT") == list(range(1, 12))
     assert client.resyncs == []
@@ -150,11 +116,11 @@ async def test_reordered_messages_reach_clients_in_seq_order_without_resync(make
 
 async def test_a_hole_that_never_fills_yields_exactly_one_resync(make_runtime):
     runtime = await make_runtime(reorder_ms=50.0)
-    client = Client(runtime, ("AAPL",))
+    client = SessionReader(runtime, ("AAPL",))
     await send(runtime, _packed(*(_tick("AAPL", s) for s in (1, 2, 3, 5, 6, 7))))
-    await eventually(lambda: len(client.seen) >= 6, timeout(15), "every tick")
+    await eventually(lambda: len(client.seen) >= 6, within=15, what="every tick")
     await send(runtime, _tick("AAPL", 8))
-    await eventually(lambda: len(client.seen) >= 7, timeout(15), "the next tick")
+    await eventually(lambda: len(client.seen) >= 7, within=15, what="the next tick")
     assert client.seqs("AAPL") == [1, 2, 3, 5, 6, 7, 8]
     assert client.resyncs == ["AAPL"]
     assert runtime.hub.counters.gaps == 1
@@ -165,12 +131,12 @@ async def test_a_poison_seq_does_not_freeze_a_symbol_on_any_instance(make_runtim
     """seq 2**63-1 from a foreign producer: the real producer's ticks reach clients again
     within 5 s on both instances; a producer restart (seq jumps forward) is followed at once."""
     instances = [await make_runtime(), await make_runtime()]
-    clients = [Client(runtime, ("AAPL",)) for runtime in instances]
+    clients = [SessionReader(runtime, ("AAPL",)) for runtime in instances]
     seq = itertools.count(1000)
     await send(instances[0], _tick("AAPL", next(seq), 100.0))
     await send(instances[0], _tick("AAPL", POISON, 666.0))
     for client in clients:
-        await eventually(lambda c=client: 666.0 in c.prices("AAPL"), timeout(15), "poison")
+        await eventually(lambda c=client: 666.0 in c.prices("AAPL"), within=15, what="poison")
     poisoned = time.monotonic()
     recovered_at: list[float | None] = [None, None]
     while time.monotonic() - poisoned < timeout(10) and None in recovered_at:
@@ -186,7 +152,7 @@ async def test_a_poison_seq_does_not_freeze_a_symbol_on_any_instance(make_runtim
     started = time.monotonic()
     await send(instances[0], _tick("AAPL", jumped, 102.0))
     for client in clients:
-        await eventually(lambda c=client: c.seqs("AAPL")[-1] == jumped, timeout(5), "restart")
+        await eventually(lambda c=client: c.seqs("AAPL")[-1] == jumped, within=5, what="restart")
     assert time.monotonic() - started < timeout(2)
     for client in clients:
         seqs = client.seqs("AAPL")

@@ -17,7 +17,8 @@ from google.cloud import pubsub_v1
 
 from ticker.core.codec import decode_message
 from ticker.core.ticks import Tick
-from ticker.ops.emulator import PROJECT, free_port, running_emulator
+from ticker.ops.emulator import PROJECT, running_emulator
+from ticker.ops.procs import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from google.cloud import pubsub_v1
 
-from tests.conftest import timeout
 from tests.integration.stack import PROJECT, run_publisher, start_pubsub_server
 from tests.support.servers import http_status
+from tests.support.timing import timeout
 from ticker.client import Resync, Subscribed, Tick, connect
 
 pytestmark = pytest.mark.integration

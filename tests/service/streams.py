@@ -6,14 +6,14 @@ Ticks are fed straight into the hub (synchronously), so a test knows exactly wha
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 from quart.testing.connections import WebsocketDisconnectError
 
-from tests.conftest import timeout
+from tests.support.timing import timeout
 from ticker.app import create_app
 from ticker.broker.memory import InMemoryBroker
 from ticker.server.runtime import Runtime
@@ -60,13 +60,6 @@ def sse_events(raw: str) -> list[dict[str, str]]:
             event[name] = value
         events.append(event)
     return events
-
-
-async def eventually(predicate: Callable[[], bool], wait: float = WAIT) -> None:
-    """Wait until `predicate()` holds: the hub offers no event for its counts, so yield and look."""
-    async with asyncio.timeout(wait):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
 
 
 async def close_code(ws: Any, wait: float = WAIT) -> tuple[int, list[dict[str, Any]]]:

@@ -16,7 +16,7 @@ from quart import Quart
 from quart.testing import WebsocketResponseError
 from quart.testing.connections import WebsocketDisconnectError
 
-from tests.conftest import timeout
+from tests.support.timing import eventually, timeout
 from ticker.app import create_app
 from ticker.broker.memory import InMemoryBroker, MemoryBus
 
@@ -31,15 +31,6 @@ ENV = {
 }
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 3.0) -> None:
-    """Poll `check` until it holds, failing after a scaled timeout."""
-    deadline = asyncio.get_running_loop().time() + timeout(within)
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
 def make(bus: MemoryBus | None = None, **env: str) -> Quart:
     return create_app({**ENV, **env}, broker=InMemoryBroker("prices", bus=bus))
 
@@ -51,7 +42,7 @@ async def apps() -> AsyncIterator[Callable[..., Awaitable[Quart]]]:
 
         async def start(bus: MemoryBus | None = None, **env: str) -> Quart:
             app = make(bus, **env)
-            await stack.enter_async_context(app.test_app())
+            await stack.enter_async_context(app.test_app())  # type: ignore[arg-type]
             return app
 
         yield start
@@ -60,7 +51,7 @@ async def apps() -> AsyncIterator[Callable[..., Awaitable[Quart]]]:
 async def stats(app: Quart) -> dict[str, Any]:
     response = await app.test_client().get("/admin/api/stats", headers=AUTH)
     assert response.status_code == 200
-    return await response.get_json()  # type: ignore[no-any-return]
+    return await response.get_json()
 
 
 # --- auth ---------------------------------------------------------------------------------
@@ -135,7 +126,7 @@ async def test_logout_revokes_the_cookie_here_and_on_every_peer(apps) -> None:
         response = await peer.test_client().get("/admin/api/stats", headers=cookie)
         return response.status_code == 401
 
-    await eventually(refused_on_peer, within=2.0)
+    await eventually(refused_on_peer, within=2.0, what="the peer refusing the cookie")
 
 
 async def test_login_from_a_foreign_origin_is_refused(apps) -> None:
@@ -189,7 +180,7 @@ async def test_websocket_clients_are_counted_per_transport_and_symbol(apps) -> N
     async def gone() -> bool:
         return (await stats(app))["cluster"]["connections"] == 0
 
-    await eventually(gone)
+    await eventually(gone, within=3.0, what="no connection counted")
 
 
 async def test_instances_on_one_bus_see_each_other_and_goodbye_removes(apps) -> None:
@@ -204,7 +195,7 @@ async def test_instances_on_one_bus_see_each_other_and_goodbye_removes(apps) -> 
             cluster = (await stats(a))["cluster"]
             return len(cluster["instances"]) == 2 and cluster["connections"] == 1
 
-        await eventually(a_counts_b)
+        await eventually(a_counts_b, within=3.0, what="a counting b's client")
         assert (await stats(a))["cluster"]["symbols"] == {"AAPL": 1}
 
     b_id = (await stats(b))["instance"]["id"]
@@ -214,7 +205,7 @@ async def test_instances_on_one_bus_see_each_other_and_goodbye_removes(apps) -> 
         cluster = (await stats(a))["cluster"]
         return [d["id"] for d in cluster["departed"]] == [b_id] and len(cluster["instances"]) == 1
 
-    await eventually(b_left, within=1.0)
+    await eventually(b_left, within=1.0, what="b departed from a's view")
 
 
 async def test_history_collects_points(apps) -> None:
@@ -224,7 +215,7 @@ async def test_history_collects_points(apps) -> None:
         response = await app.test_client().get("/admin/api/history", headers=AUTH)
         return len((await response.get_json())["points"]) >= 2
 
-    await eventually(has_points)
+    await eventually(has_points, within=3.0, what="two history points")
 
 
 # --- the stream ---------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from tests.conftest import tick
-from tests.service.streams import BASE_ENV, eventually, serving
+from tests.service.streams import BASE_ENV, serving
+from tests.support.timing import eventually
 
 TOKEN = BASE_ENV["TICKER_ADMIN_TOKEN"]
 
@@ -45,7 +46,11 @@ async def test_an_idle_poll_is_held_then_answered_by_the_next_tick():
         runtime.hub.ingest(tick(seq=1))
         _, first = await _poll(client, "symbols=AAPL")
         held = asyncio.create_task(_poll(client, f"symbols=AAPL&cursor={first['cursor']}"))
-        await eventually(lambda: runtime.hub.connections_by_transport()["longpoll"] == 1)
+        await eventually(
+            lambda: runtime.hub.connections_by_transport()["longpoll"] == 1,
+            within=3.0,
+            what="1 longpoll in the hub",
+        )
         assert not held.done()
         runtime.hub.ingest(tick(seq=2))
         _, body = await asyncio.wait_for(held, 2)
@@ -79,7 +84,11 @@ async def test_a_gap_while_held_answers_with_resync():
         runtime.hub.ingest(tick(seq=1))
         _, first = await _poll(client, "symbols=AAPL")
         held = asyncio.create_task(_poll(client, f"symbols=AAPL&cursor={first['cursor']}"))
-        await eventually(lambda: runtime.hub.connections_by_transport()["longpoll"] == 1)
+        await eventually(
+            lambda: runtime.hub.connections_by_transport()["longpoll"] == 1,
+            within=3.0,
+            what="1 longpoll in the hub",
+        )
         runtime.hub.ingest(tick(seq=9))
         _, body = await asyncio.wait_for(held, 2)
         assert body["resync"] is True
@@ -128,7 +137,11 @@ async def test_a_poller_counts_as_connected_between_polls_and_once_while_held():
         assert view["instance"]["by_transport"]["longpoll"] == 1  # between polls, not 0
         assert view["instance"]["symbols"] == {"AAPL": 1, "MSFT": 1}
         held = asyncio.create_task(_poll(client, f"symbols=AAPL,MSFT&cursor={first['cursor']}"))
-        await eventually(lambda: runtime.hub.connections_by_transport()["longpoll"] == 1)
+        await eventually(
+            lambda: runtime.hub.connections_by_transport()["longpoll"] == 1,
+            within=3.0,
+            what="1 longpoll in the hub",
+        )
         view = await stats()
         assert view["instance"]["by_transport"]["longpoll"] == 1  # held: counted once, not twice
         assert view["cluster"]["symbols"] == {"AAPL": 1, "MSFT": 1}

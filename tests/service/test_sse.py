@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from tests.conftest import tick
-from tests.service.streams import ORIGIN, WAIT, eventually, serving, sse_events
+from tests.service.streams import ORIGIN, WAIT, serving, sse_events
+from tests.support.timing import eventually
 from ticker.core.cursor import decode_cursor
 
 
@@ -67,7 +68,11 @@ async def test_stream_starts_with_retry_then_subscribed_snapshot_and_live_ticks(
         }
         assert runtime.hub.connections_by_transport()["sse"] == 1
         await conn.disconnect()
-        await eventually(lambda: runtime.hub.connections_by_transport()["sse"] == 0)
+        await eventually(
+            lambda: runtime.hub.connections_by_transport()["sse"] == 0,
+            within=3.0,
+            what="0 sse in the hub",
+        )
 
 
 @pytest.mark.parametrize("via", ["header", "query"])
@@ -154,4 +159,8 @@ async def test_max_age_sends_reconnect_and_ends_the_stream():
         stream = Stream(conn)
         event = await stream.event("reconnect")
         assert orjson.loads(event["data"])["reason"] == "max connection age reached"
-        await eventually(lambda: runtime.hub.connections_by_transport()["sse"] == 0)
+        await eventually(
+            lambda: runtime.hub.connections_by_transport()["sse"] == 0,
+            within=3.0,
+            what="0 sse in the hub",
+        )

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import tick
-from tests.service.streams import ORIGIN, WAIT, eventually, recv, serving, sse_events
+from tests.service.streams import ORIGIN, WAIT, recv, serving, sse_events
+from tests.support.timing import eventually
 from ticker.server.metrics import send_totals
 
 LOGGER = "ticker.server.transports"
@@ -68,7 +69,7 @@ async def test_a_websocket_counts_every_message_and_one_latency_sample_per_ticks
         runtime.hub.ingest(_now_tick(1))
         assert (await recv(ws))["type"] == "ticks"
         (session,) = runtime.hub.sessions()
-        await eventually(lambda: session.frames_sent == 2)
+        await eventually(lambda: session.frames_sent == 2, within=3.0, what="two frames sent")
         assert (session.ticks_sent, session.direct_sent, runtime.latency.count) == (1, 0, 1)
 
 
@@ -84,8 +85,8 @@ async def test_websocket_and_sse_streams_log_open_and_close_and_polls_do_not(cap
         await conn.receive()
         await conn.disconnect()
         await (await client.get("/poll?symbols=AAPL")).get_json()
-        await eventually(lambda: not runtime.hub.sessions())
-        await eventually(lambda: len(_events(caplog)) >= 4)
+        await eventually(lambda: not runtime.hub.sessions(), within=3.0, what="no session left")
+        await eventually(lambda: len(_events(caplog)) >= 4, within=3.0, what="four log events")
     events = _events(caplog)
     opened = [e["transport"] for e in events if e["message"] == "stream_open"]
     closed = [e for e in events if e["message"] == "stream_close"]

@@ -7,7 +7,6 @@ pins the Hypercorn shapes it relies on and the ordering across direct writes, ba
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,25 +16,22 @@ import orjson
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from websockets.asyncio.client import connect
+from websockets.typing import Origin
 
-from tests.conftest import tick, timeout
-from tests.service.streams import BASE_ENV, eventually
+from tests.conftest import tick
+from tests.service.streams import BASE_ENV
+from tests.support.timing import eventually, timeout
 from ticker.app import create_app
 from ticker.broker.memory import InMemoryBroker
+from ticker.ops.procs import free_port
 from ticker.server.runtime import Runtime
 from ticker.server.transports import runtime_of
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager
 async def hypercorn_serving(**env: str) -> AsyncIterator[tuple[str, Runtime]]:
     app = create_app({**BASE_ENV, **env}, broker=InMemoryBroker())
-    port = _free_port()
+    port = free_port()
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
@@ -70,13 +66,21 @@ async def _ticks(ws: Any, count: int) -> list[int]:
 async def test_direct_writes_batches_and_fallbacks_keep_every_tick_in_order():
     async with hypercorn_serving(TICKER_FLUSH_INTERVAL="0.02") as (host, runtime):
         origin = f"http://{host}"
-        async with connect(f"ws://{host}/ws", origin=origin, compression="deflate") as ws:
+        async with connect(f"ws://{host}/ws", origin=Origin(origin), compression="deflate") as ws:
             await ws.send(orjson.dumps({"op": "subscribe", "symbols": ["AAPL"]}).decode())
             assert orjson.loads(await ws.recv())["type"] == "subscribed"
             assert ws.protocol.extensions == []  # deflate offered, declined by default
             (session,) = runtime.hub.sessions()
-            await eventually(lambda: session.direct is not None and session.writer_idle)
-            await eventually(lambda: time.monotonic() - session.last_frame_at > 0.02)
+            await eventually(
+                lambda: session.direct is not None and session.writer_idle,
+                within=3.0,
+                what="the direct writer idle",
+            )
+            await eventually(
+                lambda: time.monotonic() - session.last_frame_at > 0.02,
+                within=3.0,
+                what="20 ms since the last frame",
+            )
             runtime.hub.ingest(tick("AAPL", seq=1))  # idle writer: written at once
             assert not session.has_pending()
             assert await _ticks(ws, 1) == [1]
@@ -91,14 +95,14 @@ async def test_direct_writes_batches_and_fallbacks_keep_every_tick_in_order():
 async def test_a_quiet_client_gets_one_frame_per_tick_through_the_direct_path():
     async with (
         hypercorn_serving() as (host, runtime),
-        connect(f"ws://{host}/ws", origin=f"http://{host}") as ws,
+        connect(f"ws://{host}/ws", origin=Origin(f"http://{host}")) as ws,
     ):
         await ws.send(orjson.dumps({"op": "subscribe", "symbols": ["MSFT"]}).decode())
         await ws.recv()
         (session,) = runtime.hub.sessions()
-        await eventually(lambda: session.direct is not None)
+        await eventually(lambda: session.direct is not None, within=3.0, what="the direct writer")
         for seq in range(1, 6):
-            await eventually(lambda: session.writer_idle)
+            await eventually(lambda: session.writer_idle, within=3.0, what="the writer idle")
             runtime.hub.ingest(tick("MSFT", seq=seq))
             assert not session.has_pending()  # written synchronously, nothing queued
             assert await _ticks(ws, 1) == [seq]

@@ -9,7 +9,8 @@ import pytest
 from quart.testing import WebsocketResponseError
 
 from tests.conftest import tick
-from tests.service.streams import ORIGIN, WAIT, close_code, eventually, recv, recv_type, serving
+from tests.service.streams import ORIGIN, WAIT, close_code, recv, recv_type, serving
+from tests.support.timing import eventually
 
 HEADERS = {"Origin": ORIGIN}
 
@@ -236,7 +237,11 @@ async def test_server_heartbeats_and_closes_a_silent_peer():
             assert isinstance(beat["ts"], int)
             code, _ = await close_code(ws, wait=8.0)  # after 2 x 0.1 + 5 s of silence
             assert code == 1001
-        await eventually(lambda: runtime.hub.connections_by_transport()["websocket"] == 0)
+        await eventually(
+            lambda: runtime.hub.connections_by_transport()["websocket"] == 0,
+            within=3.0,
+            what="0 websocket in the hub",
+        )
 
 
 async def test_a_seq_gap_sends_resync_before_the_new_tick():

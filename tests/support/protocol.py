@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 from jsonschema import Draft7Validator
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
 from tests.support.servers import REPO
@@ -31,9 +31,7 @@ def document() -> dict[str, Any]:
 @cache
 def validator(schema: str) -> Draft7Validator:
     """A validator for `components.schemas.<schema>`."""
-    registry: Registry[Any] = Registry().with_resource(
-        URN, Resource(contents=document(), specification=DRAFT7)
-    )
+    registry: Registry[Any] = Registry().with_resource(URN, DRAFT7.create_resource(document()))
     assert schema in document()["components"]["schemas"], schema
     return Draft7Validator({"$ref": f"{URN}#/components/schemas/{schema}"}, registry=registry)
 

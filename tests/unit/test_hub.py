@@ -182,7 +182,9 @@ def test_symbol_cap_evicts_the_least_recently_updated_unsubscribed_symbol():
     assert not hub.history.knows("B")
     assert hub.counters.evicted == 1
     hub.ingest(tick("B", 7))  # B starts afresh: no gap, no stale
-    assert hub.book.latest("B").seq == 7
+    latest = hub.book.latest("B")
+    assert latest is not None
+    assert latest.seq == 7
     assert hub.tracked_symbols() == 3
     assert "OLD" in hub.book.symbols()
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import gc
 
-from tests.conftest import timeout
+from tests.support.timing import timeout
 from ticker.core.flush import AdaptiveFlush
 from ticker.stream.tuning import FlushClock, ProcessTuning
 

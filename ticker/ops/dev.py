@@ -12,48 +12,22 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 
+from ticker.ops import procs
 from ticker.ops.emulator import Emulator, emulator_available
 
 READY_TIMEOUT = 60.0
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _spawn(args: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(list(args), env=env, start_new_session=True)
 
 
 def _stop(proc: subprocess.Popen[bytes], name: str, grace: float = 25.0) -> None:
     if proc.poll() is not None:
         return
     print(f"dev: stopping {name} (pid {proc.pid})", file=sys.stderr)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    procs.stop(proc, grace)
 
 
 @contextlib.contextmanager
@@ -84,7 +58,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run until Ctrl-C; return the exit code."""
     args = _parse(argv)
-    if not args.emulator_only and not _port_free(args.port):
+    if not args.emulator_only and procs.port_open(args.port):
         print(
             f"dev: port {args.port} is in use; stop what runs there or pass --port", file=sys.stderr
         )
@@ -129,20 +103,29 @@ def _serve(args: argparse.Namespace, emulator: Emulator | None) -> int:
         env.update(TICKER_BROKER="memory", TICKER_SIM_SYMBOLS=args.symbols)
         env["TICKER_SIM_RATE"] = str(args.rate)
     base = f"http://127.0.0.1:{args.port}"
-    server = _spawn(
-        [sys.executable, "-m", "ticker.serve", "--bind", base.removeprefix("http://")], env
+    server = procs.start(
+        [sys.executable, "-m", "ticker.serve", "--bind", base.removeprefix("http://")],
+        env=env,
+        stdin=None,
     )
-    procs = {"server": server}
+    children = {"server": server}
     try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not _ready(base + "/readiness_check"):
-            if server.poll() is not None or time.monotonic() > deadline:
-                print("dev: the server did not become ready", file=sys.stderr)
-                return 1
-            time.sleep(0.3)
+        try:
+            procs.wait_ready(
+                server,
+                lambda: procs.http_status(base + "/readiness_check", timeout=1) == 200,
+                within=READY_TIMEOUT,
+                what="the server's readiness",
+                every=0.3,
+            )
+        except (RuntimeError, TimeoutError) as exc:
+            print(f"dev: the server did not become ready ({exc})", file=sys.stderr)
+            return 1
         if emulator is not None:
             publisher = [sys.executable, "-m", "publisher", "--symbols", args.symbols]
-            procs["publisher"] = _spawn([*publisher, "--rate", str(args.rate)], env)
+            children["publisher"] = procs.start(
+                [*publisher, "--rate", str(args.rate)], env=env, stdin=None
+            )
         mode = (
             f"Pub/Sub emulator {emulator.host}" if emulator else "in-memory broker + simulated feed"
         )
@@ -155,10 +138,10 @@ def _serve(args: argparse.Namespace, emulator: Emulator | None) -> int:
             "  Ctrl-C stops everything.\n",
             flush=True,
         )
-        _wait_forever(*procs.values())
+        _wait_forever(*children.values())
         return 1
     finally:
-        for name, proc in reversed(procs.items()):
+        for name, proc in reversed(children.items()):
             _stop(proc, name)
 
 

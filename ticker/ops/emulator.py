@@ -16,14 +16,14 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from ticker.ops import procs
 
 PROJECT = "ticker-test"
 START_TIMEOUT = float(os.environ.get("TICKER_EMULATOR_START_TIMEOUT", "60"))
@@ -38,13 +38,6 @@ def emulator_available() -> bool:
     return (sdk_root / "platform" / "pubsub-emulator").is_dir()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _answers(host: str) -> bool:
     try:
         with urllib.request.urlopen(f"http://{host}/", timeout=1) as resp:
@@ -57,7 +50,7 @@ class Emulator:
     """One emulator process on a fixed port; `start()` after `stop()`/`kill()` reuses the port."""
 
     def __init__(self, port: int | None = None, project: str = PROJECT) -> None:
-        self.port = port or free_port()
+        self.port = port or procs.free_port()
         self.project = project
         self.host = f"127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -68,28 +61,24 @@ class Emulator:
         """Start the emulator and wait until it answers; raise RuntimeError with its log if not."""
         if self.running:
             return
-        log = self._log_path.open("ab")
         cmd = [
             "gcloud", "beta", "emulators", "pubsub", "start",
             f"--host-port={self.host}", f"--project={self.project}", f"--data-dir={self._data_dir}",
         ]  # fmt: skip
-        self._proc = subprocess.Popen(
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if _answers(self.host):
-                return
-            if self._proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        self.kill()
-        raise RuntimeError(f"Pub/Sub emulator did not start on {self.host}:\n{self.log_tail()}")
+        self._proc = procs.start(cmd, log=self._log_path)
+        try:
+            procs.wait_ready(
+                self._proc,
+                lambda: _answers(self.host),
+                within=START_TIMEOUT,
+                what="the emulator answering",
+                every=0.2,
+            )
+        except (RuntimeError, TimeoutError):
+            self.kill()
+            raise RuntimeError(
+                f"Pub/Sub emulator did not start on {self.host}:\n{self.log_tail()}"
+            ) from None
 
     @property
     def running(self) -> bool:
@@ -97,8 +86,7 @@ class Emulator:
 
     def _signal_group(self, sig: signal.Signals) -> None:
         if self._proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, sig)
+            procs.signal_group(self._proc, sig)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop gracefully (SIGTERM to the group), escalating to SIGKILL after `timeout` s."""
@@ -130,12 +118,10 @@ class Emulator:
         self.start()
 
     def _wait_port_closed(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) != 0:
-                    return
-            time.sleep(0.1)
+        with contextlib.suppress(TimeoutError):  # best effort: a restart reports its own failure
+            procs.wait_until(
+                lambda: not procs.port_open(self.port), within=timeout, what="the port closed"
+            )
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the emulator's output, for failure messages."""

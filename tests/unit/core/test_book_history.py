@@ -66,7 +66,7 @@ def test_history_expires_old_ticks_but_keeps_the_newest(clock: FakeClock):
     clock.advance(11)
     _add(ring, 3)
     assert ring.since("AAPL", 1) is None
-    assert [q for q, _, _ in ring.since("AAPL", 2)] == [3]
+    assert [q for q, _, _ in ring.since("AAPL", 2) or ()] == [3]
     clock.advance(60)
     assert ring.since("AAPL", 3) == []
 
@@ -80,11 +80,11 @@ def test_history_total_bound_drops_the_globally_oldest_first_and_keeps_each_newe
         ring.append(tick("MSFT", seq), "m")
     assert len(ring) == 4  # AAPL 1 went first
     assert ring.since("AAPL", 0) is None
-    assert [q for q, _, _ in ring.since("AAPL", 1)] == [2, 3]
+    assert [q for q, _, _ in ring.since("AAPL", 1) or ()] == [2, 3]
     for seq in (3, 4, 5):
         ring.append(tick("MSFT", seq), "m")
     assert ring.knows("AAPL")  # its newest stays: it is the snapshot anchor
-    assert [q for q, _, _ in ring.since("AAPL", 2)] == [3]
+    assert [q for q, _, _ in ring.since("AAPL", 2) or ()] == [3]
     ring.forget("AAPL")
     assert not ring.knows("AAPL")
     for seq in (6, 7, 8, 9):

@@ -9,7 +9,8 @@ import pytest
 
 from dashboard.presence import FULL_EVERY, Presence, beat_period
 from dashboard.stats import ClusterStats, LocalStats
-from tests.conftest import FakeClock, timeout
+from tests.conftest import FakeClock
+from tests.support.timing import timeout
 from ticker.broker.memory import InMemoryBroker, MemoryBus
 from ticker.core.registry import InstanceRegistry
 from ticker.server.runtime import Runtime
@@ -172,7 +173,9 @@ def test_a_beat_without_symbols_keeps_the_map_already_held(presence: Presence) -
     [peer] = presence.registry.live()
     assert (peer.beat, peer.stats["symbols"]) == (2, {"AAPL": 2, "MSFT": 1})
     presence.on_message(beat_v2("q", 1), {})  # unknown peer, no map yet: counted, no symbols
-    assert presence.registry.get("q").stats["symbols"] == {}
+    q = presence.registry.get("q")
+    assert q is not None
+    assert q.stats["symbols"] == {}
 
 
 def test_symbols_are_sent_only_when_changed_a_peer_joined_or_every_tenth_beat(
