@@ -120,9 +120,7 @@ def random_walk(
                 checked[symbol] = tick.symbol
                 yield tick
             else:
-                yield Tick(
-                    name, price, seq, ts, {"volume": volume, "bid": bid, "ask": ask, "open": opened}
-                )
+                yield Tick(name, price, seq, ts, volume, bid, ask, opened)
 
 
 @dataclass(frozen=True, slots=True)

@@ -173,3 +173,13 @@ def test_number_subclasses_take_the_general_path_and_pass():
 
     tick = make_tick("AAPL", 1.0, Count(5), Count(MIN_TS_MS), volume=Count(300), bid=0.5)
     assert (tick.seq, tick.ts, tick.extra) == (5, MIN_TS_MS, {"volume": 300, "bid": 0.5})
+
+
+def test_as_dict_is_the_wire_object_and_the_fast_path_decodes_the_same_tick():
+    tick = make_tick("MSFT", 420.5, 7, TS, volume=300, bid=420.4, ask=420.6, open=400)
+    assert tick.as_dict() == orjson.loads(tick_to_bytes(tick))
+    assert list(tick.as_dict()) == ["symbol", "price", "seq", "ts", "volume", "bid", "ask", "open"]
+    packed = decode_message(packed_to_bytes([tick, tick]))  # msgspec's path: all valid
+    assert packed.ticks == [tick, tick]
+    assert packed.ticks[0].extra == {"volume": 300, "bid": 420.4, "ask": 420.6, "open": 400}
+    assert isinstance(packed.ticks[0].volume, int)  # an integer stays an integer
