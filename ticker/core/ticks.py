@@ -28,6 +28,9 @@ Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9.\-]{1,15}\Z")]
 Price = Annotated[float, msgspec.Meta(gt=0.0)]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 Stamp = Annotated[int, msgspec.Meta(ge=MIN_TS_MS, le=MAX_TS_MS)]
+# int64: a larger integer takes the general path, where orjson reads it as it always did (an
+# int up to 2**64 - 1, a float beyond) instead of keeping an arbitrary-size int.
+Whole = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
 class Tick(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
@@ -44,10 +47,10 @@ class Tick(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     price: Price
     seq: Seq
     ts: Stamp
-    volume: int | float | None = None  # any number: an integer stays an integer
-    bid: int | float | None = None
-    ask: int | float | None = None
-    open: int | float | None = None
+    volume: Whole | float | None = None  # any number: an integer stays an integer
+    bid: Whole | float | None = None
+    ask: Whole | float | None = None
+    open: Whole | float | None = None
 
     @property
     def extra(self) -> dict[str, float]:
