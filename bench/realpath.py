@@ -13,7 +13,9 @@ symbols, and 20,000 ticks/s with a single client (the ingest cost alone), on asy
 entrypoint (`python -m ticker.serve`). Per point: delivered, p50/p99 and what the
 service adds over the hop, server CPU per 1,000 ticks ingested split into the event loop (main
 thread) and the Pub/Sub client's threads, messages/s, ticks per message, and billed bytes per
-tick (Pub/Sub bills >= 1,000 bytes per message: one publish plus one delivery per subscription).
+tick (Pub/Sub bills >= 1,000 bytes per message: one publish plus one delivery per subscription),
+and the CPU of every other process of the pipeline in the same window (publisher, emulator, hop;
+the load client's comes from itself): on 2 cores they compete with the server for CPU.
 `python -m bench --scenarios C` runs it alone.
 """
 
@@ -89,6 +91,8 @@ class RealPathHooks:
         self.logdir, self.cpus = logdir, cpus
         self.hop: subprocess.Popen[bytes] | None = None
         self.publisher: subprocess.Popen[bytes] | None = None
+        self.emulator_pid: int | None = None  # its CPU is read over the window too
+        self._cpu: dict[str, float] = {}  # cores used in the window, per process
         self._lines: list[dict[str, Any]] = []
         self._got = threading.Condition()
 
@@ -150,6 +154,21 @@ class RealPathHooks:
         )
         self.hop.stdin.write(line.encode() + b"\n")
         self.hop.stdin.flush()
+        threading.Thread(target=self._read_cpu, args=(t0, t1), daemon=True).start()
+
+    def _read_cpu(self, t0: float, t1: float) -> None:
+        """The CPU of the rest of the pipeline over [t0, t1): where the machine's cores went."""
+        pids = {
+            "publisher": self.publisher.pid if self.publisher is not None else None,
+            "hop": self.hop.pid if self.hop is not None else None,
+            "emulator": self.emulator_pid,
+        }
+        trees = {name: procs.tree(pid) for name, pid in pids.items() if pid is not None}
+        time.sleep(max(0.0, t0 - time.time()))
+        before = {name: sum(procs.cpu_times(tree)) for name, tree in trees.items()}
+        time.sleep(max(0.0, t1 - time.time()))
+        for name, tree in trees.items():
+            self._cpu[name] = round((sum(procs.cpu_times(tree)) - before[name]) / (t1 - t0), 3)
 
     def results(self) -> dict[str, Any]:
         try:
@@ -162,6 +181,7 @@ class RealPathHooks:
         hist.add(res["hist"])
         pct = percentiles(hist)
         return {
+            **{f"{name}_cpu_frac": used for name, used in self._cpu.items()},
             "hop_received": res["received"],
             "hop_window_messages": res["window_messages"],
             "hop_window_bytes": res["window_bytes"],
@@ -200,8 +220,9 @@ def scenario_c(
             if "uvloop" in name:
                 extra["TICKER_EVENT_LOOP"] = "uvloop"
             point = _c_point(
-                profile, logdir, host, rate, pack_ms, with_clients, load_cpus, extra, kw
-            )
+                profile, logdir, host, emulator.pid, rate, pack_ms, with_clients, load_cpus,
+                extra, kw,
+            )  # fmt: skip
             point["name"] = name
             points.append(point)
             log(
@@ -221,6 +242,7 @@ def _c_point(
     profile: Profile,
     logdir: Path,
     host: str,
+    emulator_pid: int,
     rate: float,
     pack_ms: float,
     with_clients: bool,
@@ -254,6 +276,7 @@ def _c_point(
         **kw,
     )
     hooks = RealPathHooks(host, topic, syms, rate, logdir, load_cpus, pack_ms)
+    hooks.emulator_pid = emulator_pid
     point = run_point(spec, logdir, hooks)
     point["pack_ms"] = pack_ms
     if point["p99"] is not None and point["hop_p99"] is not None:

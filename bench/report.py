@@ -34,6 +34,10 @@ C_KEYS = (
     "delivered_of_made",
     "deliveries_per_s",
     "server_cpu_frac",
+    "publisher_cpu_frac",
+    "emulator_cpu_frac",
+    "hop_cpu_frac",
+    "load_cpu_frac",
     "cpu_ms_per_1000_ingested",
     "loop_ms_per_1000_ingested",
     "threads_ms_per_1000_ingested",
@@ -222,6 +226,32 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_n(c['cpu_ms_per_1000_ingested'])} ({_n(c['loop_ms_per_1000_ingested'])} + "
                 f"{_n(c['threads_ms_per_1000_ingested'])}) | {_n(c['messages_per_s'])} | "
                 f"{_n(c['ticks_per_message'])} | {_n(c['billed_per_tick'])} |"
+            )
+        lines += [
+            "",
+            "Where the machine's cores went in each window (cores; the machine has "
+            f"{os.cpu_count()}): the server, and beside it the publisher, the emulator (a JVM), "
+            "the hop subscriber and the Node load client:",
+            "",
+            "| point | server | publisher | emulator | hop | load | total |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for c in s["C"]:
+            parts = [
+                c.get(k)
+                for k in (
+                    "server_cpu_frac",
+                    "publisher_cpu_frac",
+                    "emulator_cpu_frac",
+                    "hop_cpu_frac",
+                    "load_cpu_frac",
+                )
+            ]
+            known = [p for p in parts if p is not None]
+            lines.append(
+                f"| {c['name']} | "
+                + " | ".join(_n(p) if p is not None else "-" for p in parts)
+                + f" | {_n(round(sum(known), 2))} |"
             )
     if "D" in s:
         d = s["D"]

@@ -4,8 +4,11 @@ Rule: pure; the clock is injected and nothing here sleeps. The caller asks `wait
 however it likes, then calls `sent()`.
 
 Deadlines are absolute (`origin + n / rate`), so sleep overshoot does not accumulate into drift
-over a long run. After a stall longer than `max_lag` (e.g. Pub/Sub down and the in-flight window
-full) the schedule restarts from now instead of bursting to catch up.
+over a long run, and a caller that wakes late makes every tick due by then in one go (`due()`),
+which is also what keeps the cost per tick low (no sleep, clock read or lock per tick). After a
+stall longer than `max_lag` (e.g. Pub/Sub down and the in-flight window full) the schedule
+restarts from now instead of bursting to catch up; the ticks it skips are counted (`skipped`),
+so the progress line says so instead of the rate silently falling short.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class Pacer:
         self._origin = clock()
         self._count = 0
         self._extra = 0.0
+        self.skipped = 0  # ticks never made because the schedule restarted after a stall
 
     @property
     def next_deadline(self) -> float:
@@ -43,12 +47,26 @@ class Pacer:
         if seconds > 0:
             self._extra += seconds
 
-    def sent(self) -> None:
-        """Record that the due tick went out; restart the schedule if it was badly late."""
+    def due(self) -> int:
+        """How many ticks are due now (0: none yet). Call `sent(n)` for the ones made.
+
+        More than `max_lag` behind, the schedule restarts from now: one tick is due, and the
+        ticks whose time passed meanwhile are added to `skipped`.
+        """
         now = self._clock()
-        if now - self.next_deadline > self._max_lag:
+        late = now - self.next_deadline
+        if late < 0:
+            return 0
+        overdue = int(late / self._interval + 1e-9)  # beyond the one due first (float slack)
+        if late > self._max_lag:
+            self.skipped += overdue
             self._origin, self._count, self._extra = now, 0, 0.0
-        self._count += 1
+            return 1
+        return overdue + 1
+
+    def sent(self, count: int = 1) -> None:
+        """Record that `count` due ticks went out."""
+        self._count += count
 
 
 class RateMeter:

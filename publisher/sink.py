@@ -137,6 +137,11 @@ class PubSubSink:
         with self._cond:
             return self._cond.wait_for(lambda: self._in_flight < self._max_in_flight, timeout)
 
+    def room(self) -> int:
+        """How many more messages the in-flight window takes now (0 when it is full)."""
+        with self._cond:
+            return max(0, self._max_in_flight - self._in_flight)
+
     def publish(self, ticks: Sequence[Tick]) -> Future[str]:
         """Send ticks as one message; the future resolves to the message id or the error."""
         return self.publish_encoded([(tick_to_bytes(t), t.symbol) for t in ticks])

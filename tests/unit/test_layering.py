@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-STDLIB_OK_IN_CORE = {"orjson"}
+STDLIB_OK_IN_CORE = {"orjson", "msgspec"}
 QUART_ALLOWED = (
     "ticker/app.py",
     "ticker/serve.py",  # the runner: an edge like app.py

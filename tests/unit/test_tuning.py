@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 
 from tests.support.timing import timeout
 from ticker.core.flush import AdaptiveFlush
-from ticker.stream.tuning import FlushClock, ProcessTuning
+from ticker.stream.tuning import FlushClock, ProcessTuning, loop_demand
 
 
 async def test_resting_writers_share_one_instant():
@@ -52,3 +53,15 @@ async def test_the_sampler_feeds_the_flush_interval():
     finally:
         await tuning.close()
     assert flush.busy > 0.0
+
+
+def test_loop_demand_counts_this_threads_run_time():
+    before = loop_demand()
+    if before is None:  # not Linux: the sampler uses CPU time alone
+        return
+    started = time.thread_time()
+    sum(range(2_000_000))
+    used = time.thread_time() - started
+    after = loop_demand()
+    assert after is not None
+    assert after - before >= used * 0.9  # run time (plus any wait for a CPU)

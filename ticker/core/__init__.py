@@ -1,4 +1,5 @@
 """Pure logic shared by the server, the publisher and the dashboard.
 
-Rule: modules here import only the standard library (and orjson for speed); nothing here does I/O.
+Rule: modules here import only the standard library (and orjson and msgspec for speed); nothing
+here does I/O.
 """

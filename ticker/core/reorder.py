@@ -77,6 +77,18 @@ class Sequencer:
         self._heap: list[tuple[float, str]] = []
         self.counters = OrderCounters()
 
+    def in_order(self, tick: Tick) -> bool:
+        """Accept `tick` if it is its symbol's next seq with nothing held (the common case).
+
+        True: accepted, nothing else released (no list built for it). False: nothing changed;
+        `push` decides (first tick of a symbol, a hole, a duplicate, a late tick...).
+        """
+        state = self._symbols.get(tick.symbol)
+        if state is None or state.held is not None or tick.seq != state.last + 1:
+            return False
+        state.last, state.accepted_at = tick.seq, self._clock()
+        return True
+
     def push(self, tick: Tick) -> list[Release]:
         """Take one tick; return what it releases, in order (often just itself)."""
         now = self._clock()

@@ -8,8 +8,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import NamedTuple
+from typing import Annotated
+
+import msgspec
 
 from ticker.core.errors import InvalidTick
 
@@ -23,29 +24,57 @@ MIN_TS_MS = 946_684_800_000
 MAX_TS_MS = 4_102_444_800_000
 
 
-class Tick(NamedTuple):
+Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9.\-]{1,15}\Z")]
+Price = Annotated[float, msgspec.Meta(gt=0.0)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
+Stamp = Annotated[int, msgspec.Meta(ge=MIN_TS_MS, le=MAX_TS_MS)]
+# int64: a larger integer takes the general path, where orjson reads it as it always did (an
+# int up to 2**64 - 1, a float beyond) instead of keeping an arbitrary-size int.
+Whole = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+class Tick(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """A validated price event. `seq` grows by exactly 1 per symbol; `ts` is epoch milliseconds.
 
-    A named tuple rather than a frozen dataclass: immutable all the same, and built in a third of
-    the time (every tick of the feed is built once per instance: 20,000 a second).
+    A msgspec `Struct`: immutable, built in C, untracked by the GC (only atoms inside), and the
+    codec's fast path decodes a packed message straight into these, checking the constraints
+    above (the same rules as `build_tick`, which stays the path that names a problem); the
+    optional fields are None when absent and left out of the encoding. Constructing one does
+    not validate: go through `make_tick` or the codec.
     """
 
-    symbol: str
-    price: float
-    seq: int
-    ts: int
-    extra: Mapping[str, float] = MappingProxyType({})
+    symbol: Symbol
+    price: Price
+    seq: Seq
+    ts: Stamp
+    volume: Whole | float | None = None  # any number: an integer stays an integer
+    bid: Whole | float | None = None
+    ask: Whole | float | None = None
+    open: Whole | float | None = None
+
+    @property
+    def extra(self) -> dict[str, float]:
+        """The optional fields present (volume, bid, ask, open)."""
+        out = {}
+        for key, value in (
+            ("volume", self.volume),
+            ("bid", self.bid),
+            ("ask", self.ask),
+            ("open", self.open),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
 
     def as_dict(self) -> dict[str, object]:
         """Return the contract's JSON object for this tick."""
-        out: dict[str, object] = {
+        return {
             "symbol": self.symbol,
             "price": self.price,
             "seq": self.seq,
             "ts": self.ts,
+            **self.extra,
         }
-        out.update(self.extra)
-        return out
 
 
 def normalise_symbol(raw: object) -> str:
@@ -122,9 +151,15 @@ def build_tick(
         seq = _integer("seq", seq)
     if type(ts) is not int or not MIN_TS_MS <= ts <= MAX_TS_MS:
         ts = _timestamp(ts)
-    kept: dict[str, float] = {}
-    for key in OPTIONAL_FIELDS:
-        value = extra.get(key)
-        if value is not None:
-            kept[key] = _keep(key, value)
-    return Tick(symbol, price, seq, ts, kept)
+    get = extra.get
+    volume, bid, ask, opened = get("volume"), get("bid"), get("ask"), get("open")
+    return Tick(
+        symbol,
+        price,
+        seq,
+        ts,
+        None if volume is None else _keep("volume", volume),
+        None if bid is None else _keep("bid", bid),
+        None if ask is None else _keep("ask", ask),
+        None if opened is None else _keep("open", opened),
+    )

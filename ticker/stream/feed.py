@@ -41,10 +41,9 @@ async def paced_random_walk(symbols: Sequence[str], rate: float) -> AsyncIterato
     pacer = Pacer(rate, time.monotonic)
     while True:
         await asyncio.sleep(max(pacer.wait_time(), MIN_SLEEP))
-        due: list[Tick] = []
-        while len(due) < MAX_BATCH and pacer.wait_time() == 0:
-            due.append(next(ticks))
-            pacer.sent()
+        count = min(pacer.due(), MAX_BATCH)  # after a stall > 1 s: restarts, no burst
+        due = [next(ticks) for _ in range(count)]
+        pacer.sent(count)
         yield due
 
 

@@ -108,10 +108,13 @@ class Hub:
 
     def ingest_many(self, ticks: Iterable[Tick]) -> None:
         """`ingest` for every tick of a message, in order (the hot path: names bound once)."""
-        push, accept = self.sequencer.push, self._accept
+        in_order, push, accept = self.sequencer.in_order, self.sequencer.push, self._accept
         count = 0
         for tick in ticks:
             count += 1
+            if in_order(tick):
+                accept(tick, False)
+                continue
             for released, gap in push(tick):
                 accept(released, gap)
         self.counters.ticks_in += count

@@ -6,8 +6,9 @@ Rules:
   0), then sends everything that gathered meanwhile as one frame. A shared instant instead of a
   timer per writer, and a writer that wakes to ticks already pending instead of waking twice.
 - `ProcessTuning` is a `Service` of the runtime (`start()` when serving begins, `close()` at
-  shutdown). Its sampler reads the process's CPU time (all threads) every `SAMPLE_PERIOD` and
-  feeds the busy fraction to the clock's `AdaptiveFlush`; it never touches sessions.
+  shutdown). Its sampler reads every `SAMPLE_PERIOD` the process's CPU time (all threads) and the
+  loop thread's demand (time run + time waiting for a CPU, `loop_demand()`), and feeds the larger
+  as the busy fraction to the clock's `AdaptiveFlush`; it never touches sessions.
 - GC: with a thousand connections the process holds ~300 GC-tracked objects per connection. With
   Python's default first threshold (700) the young generation was collected ~25 times a second at
   30 k deliveries/s, and each full collection paused the loop ~0.3 s (1,000 clients), the worst
@@ -87,10 +88,30 @@ class ProcessTuning:
             gc.unfreeze()
 
     async def _sample(self) -> None:
-        cpu, wall = time.process_time(), time.monotonic()
+        cpu, wall, demand = time.process_time(), time.monotonic(), loop_demand()
         while True:
             await asyncio.sleep(SAMPLE_PERIOD)
-            now_cpu, now_wall = time.process_time(), time.monotonic()
+            now_cpu, now_wall, now_demand = time.process_time(), time.monotonic(), loop_demand()
             if now_wall > wall:
-                self.flush.update((now_cpu - cpu) / (now_wall - wall))
-            cpu, wall = now_cpu, now_wall
+                busy = now_cpu - cpu
+                if demand is not None and now_demand is not None:
+                    busy = max(busy, now_demand - demand)
+                self.flush.update(busy / (now_wall - wall))
+            cpu, wall, demand = now_cpu, now_wall, now_demand
+
+
+def loop_demand() -> float | None:
+    """Seconds this thread (the event loop's) has run or waited to run, or None off Linux.
+
+    From /proc/thread-self/schedstat: time on the CPU plus time runnable in the run queue.
+    Busyness from CPU time alone reads low when the loop waits for a CPU that other processes
+    hold: on a shared 2-core machine (bench C: emulator, publisher and load beside the server)
+    the interval then fell to 0 exactly when the loop lagged, and every tick became a frame of
+    its own, which made the lag worse. Counting the wait keeps frames batched then.
+    """
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stat:
+            run_ns, wait_ns = stat.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return (int(run_ns) + int(wait_ns)) / 1e9

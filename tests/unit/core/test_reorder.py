@@ -23,6 +23,21 @@ def test_in_order_ticks_pass_at_once():
     assert len(seq) == 1
 
 
+def test_in_order_takes_only_the_next_seq_with_nothing_held():
+    clock = FakeClock()
+    seq = _window(clock)
+    assert not seq.in_order(tick(seq=10))  # first tick of a symbol: push decides
+    seq.push(tick(seq=10))
+    assert seq.in_order(tick(seq=11))  # accepted, like push would
+    assert not seq.in_order(tick(seq=11))  # a duplicate: push counts it
+    assert _seqs(seq.push(tick(seq=11))) == []
+    assert seq.push(tick(seq=13)) == []  # a hole: 13 held
+    assert not seq.in_order(tick(seq=12))  # 12 fills it: push releases 12 and 13 in order
+    assert _seqs(seq.push(tick(seq=12))) == [(12, False), (13, False)]
+    assert seq.in_order(tick(seq=14))
+    assert seq.counters.duplicates == 1
+
+
 def test_a_hole_that_fills_in_time_is_released_in_order_without_a_gap():
     clock = FakeClock()
     seq = _window(clock)

@@ -173,3 +173,25 @@ def test_number_subclasses_take_the_general_path_and_pass():
 
     tick = make_tick("AAPL", 1.0, Count(5), Count(MIN_TS_MS), volume=Count(300), bid=0.5)
     assert (tick.seq, tick.ts, tick.extra) == (5, MIN_TS_MS, {"volume": 300, "bid": 0.5})
+
+
+def test_as_dict_is_the_wire_object_and_the_fast_path_decodes_the_same_tick():
+    tick = make_tick("MSFT", 420.5, 7, TS, volume=300, bid=420.4, ask=420.6, open=400)
+    assert tick.as_dict() == orjson.loads(tick_to_bytes(tick))
+    assert list(tick.as_dict()) == ["symbol", "price", "seq", "ts", "volume", "bid", "ask", "open"]
+    packed = decode_message(packed_to_bytes([tick, tick]))  # msgspec's path: all valid
+    assert packed.ticks == [tick, tick]
+    assert packed.ticks[0].extra == {"volume": 300, "bid": 420.4, "ask": 420.6, "open": 400}
+    assert isinstance(packed.ticks[0].volume, int)  # an integer stays an integer
+
+
+def test_both_decode_paths_read_a_huge_integer_the_same_way():
+    """Beyond 64 bits orjson reads an integer as a float; msgspec's path must not keep it int."""
+    body = (
+        b'{"ticks":[{"symbol":"AAPL","price":1.5,"seq":1,"ts":%d,"volume":%d},'
+        b'{"symbol":"AAPL","price":1.5,"seq":2,"ts":%d,"volume":300}]}' % (TS, 10**29, TS)
+    )
+    decoded = decode_message(body)
+    assert [t.volume for t in decoded.ticks] == [1e29, 300]
+    assert isinstance(decoded.ticks[0].volume, float)
+    assert encode_tick(decoded.ticks[0]) == encode_tick(make_tick("AAPL", 1.5, 1, TS, volume=1e29))

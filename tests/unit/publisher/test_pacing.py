@@ -53,13 +53,29 @@ def test_a_late_caller_catches_up_within_the_allowed_lag():
     assert due_now == 5
 
 
+def test_due_counts_every_tick_whose_deadline_has_passed():
+    clock = FakeClock()
+    pacer = Pacer(10, clock, max_lag=1.0)
+    assert pacer.due() == 1
+    pacer.sent()
+    assert pacer.due() == 0
+    clock.advance(0.55)  # the ticks of 0.1 .. 0.5 s are due: made in one burst
+    assert pacer.due() == 5
+    pacer.sent(5)
+    assert pacer.due() == 0
+    assert pacer.wait_time() == pytest.approx(0.05)
+    assert pacer.skipped == 0
+
+
 def test_a_long_stall_restarts_the_schedule_instead_of_bursting():
     clock = FakeClock()
     pacer = Pacer(10, clock, max_lag=1.0)
     pacer.sent()
     clock.advance(30.0)  # e.g. the in-flight window was full while Pub/Sub was down
+    assert pacer.due() == 1  # one tick now, not 300
     pacer.sent()
     assert pacer.wait_time() == pytest.approx(0.1)
+    assert pacer.skipped == 299  # and the ticks it did not make are counted, not hidden
 
 
 def test_delay_pushes_back_this_and_later_ticks():
