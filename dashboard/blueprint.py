@@ -204,6 +204,9 @@ async def _discard_input() -> None:
 
 
 def _https() -> bool:
+    # Only sets the cookie's Secure flag, so any X-Forwarded-Proto may ask for it: a spoofed one
+    # can only make the browser withhold the cookie over plain HTTP. Origin checks believe the
+    # header only from a trusted proxy (`ProxyTrust`).
     return request.scheme == "https" or request.headers.get("X-Forwarded-Proto") == "https"
 
 
