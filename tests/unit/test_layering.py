@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,13 +37,26 @@ GOOGLE_OWNERS = (
     "ticker.ops.janitor",
 )
 PROBE = """
-import importlib, json, sys
+import builtins, importlib, json, sys
+trace, names, parents = sys.argv[1] == "trace", sys.argv[2:], {}
+if trace:  # who imported each module first: only to explain a violation
+    real_import = builtins.__import__
+
+    def traced(name, globals=None, locals=None, fromlist=(), level=0):
+        before = set(sys.modules)
+        try:
+            return real_import(name, globals, locals, fromlist, level)
+        finally:
+            for new in set(sys.modules) - before:
+                parents.setdefault(new, (globals or {}).get("__name__"))
+
+    builtins.__import__ = traced
 loaded = []
-for name in sys.argv[1:]:
+for name in names:
     before = set(sys.modules)
     importlib.import_module(name)
     loaded.append([name, sorted(set(sys.modules) - before)])
-print(json.dumps(loaded))
+print(json.dumps({"loaded": loaded, "parents": parents}))
 """
 
 
@@ -58,10 +72,9 @@ def modules_under(package: str) -> list[str]:
     return names
 
 
-def loaded_by(modules: Iterable[str]) -> list[tuple[str, list[str]]]:
-    """`(module, what importing it loaded first)` in a fresh interpreter, in import order."""
+def _probe(modules: Iterable[str], *, trace: bool = False) -> dict[str, Any]:
     run = subprocess.run(
-        [sys.executable, "-c", PROBE, *modules],
+        [sys.executable, "-c", PROBE, "trace" if trace else "plain", *modules],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -69,7 +82,22 @@ def loaded_by(modules: Iterable[str]) -> list[tuple[str, list[str]]]:
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    return [(name, new) for name, new in json.loads(run.stdout)]
+    result: dict[str, Any] = json.loads(run.stdout)
+    return result
+
+
+def loaded_by(modules: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """`(module, what importing it loaded first)` in a fresh interpreter, in import order."""
+    return [(name, new) for name, new in _probe(modules)["loaded"]]
+
+
+def import_chain(module: str, target: str) -> list[str]:
+    """How importing `module` (alone, in a fresh interpreter) came to load `target`."""
+    parents = _probe([module], trace=True)["parents"]
+    chain = [target]
+    while chain[-1] != module and parents.get(chain[-1]) and len(chain) < 50:
+        chain.append(parents[chain[-1]])
+    return chain[::-1]
 
 
 def _top(name: str) -> str:
@@ -128,12 +156,15 @@ RULES = [
 
 
 def violations(rule: Rule) -> list[str]:
-    """`"<module> loads <forbidden>, ..."` for each module whose import broke `rule`."""
+    """`"<module> loads <forbidden>, ... (<module> -> ... -> <first forbidden>)"` for each module
+    whose import broke `rule`, with the import chain that led to the first forbidden one."""
     found = []
     for module, new in loaded_by(rule.modules):
-        bad = sorted({m if _top(m) == "ticker" else _top(m) for m in new if not rule.allows(m)})
-        if bad:
-            found.append(f"{module} loads {', '.join(bad)}")
+        refused = [m for m in new if not rule.allows(m)]
+        if refused:
+            bad = sorted({m if _top(m) in PACKAGES else _top(m) for m in refused})
+            chain = " -> ".join(import_chain(module, min(refused, key=len)))
+            found.append(f"{module} loads {', '.join(bad)} ({chain})")
     return found
 
 
@@ -149,7 +180,8 @@ def test_the_probe_sees_transitive_loads() -> None:
     assert module == "ticker.server.metrics"
     assert {"quart", "prometheus_client"} <= {_top(m) for m in new}
     edge = Rule("edge", ("ticker.server.metrics",), without("quart"))
-    assert violations(edge) == ["ticker.server.metrics loads quart"]
+    (found,) = violations(edge)
+    assert found.startswith("ticker.server.metrics loads quart (ticker.server.metrics -> quart")
 
 
 def test_every_package_has_its_modules_found() -> None:
