@@ -2,8 +2,9 @@
 
 Each rule imports its modules in a fresh interpreter and reads `sys.modules` afterwards, so an
 import that drags a forbidden library in through another module (a cycle, a re-export, a
-`from x import y` two hops away) breaks the rule as surely as a direct one. A rule names the
-module after whose import the forbidden one appeared. Rules:
+`from x import y` two hops away) breaks the rule as surely as a direct one. A failure names the
+module after whose import the forbidden one appeared, and the chain of imports that led there
+(traced in a second interpreter, only then). Rules:
 - `ticker.core` loads only the standard library, orjson, msgspec and `ticker.core` itself;
 - `ticker.stream` (the engine) loads no HTTP server, framework, metrics library or Google client;
 - `ticker.server.runtime` loads no Quart (nor Hypercorn, prometheus-client, the Google client):
@@ -135,7 +136,9 @@ class Rule:
 HTTP_AND_CLOUD = ("quart", "hypercorn", "werkzeug", "prometheus_client", "google", "grpc")
 RULES = [
     Rule(
-        "core loads only the standard library and orjson", tuple(modules_under("ticker.core")), pure
+        "core loads only the standard library, orjson and msgspec",
+        tuple(modules_under("ticker.core")),
+        pure,
     ),
     Rule(
         "the stream engine loads no HTTP, metrics or Google client",
