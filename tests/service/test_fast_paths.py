@@ -58,15 +58,24 @@ def records_of(name: str) -> Iterator[list[logging.LogRecord]]:
     """The records logger `name` emits meanwhile (logging configured first: the app's
     `configure_logging` replaces the root's handlers, caplog's among them)."""
     configure_logging()
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+    handler = _Collect()
     logger = logging.getLogger(name)
     logger.addHandler(handler)
     try:
-        yield records
+        yield handler.records
     finally:
         logger.removeHandler(handler)
+
+
+class _Collect(logging.Handler):
+    """Keeps the records it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 def _paths(settings: Settings) -> dict[str, fastpaths.FastPath]:

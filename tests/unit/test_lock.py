@@ -121,7 +121,7 @@ def test_the_dev_lock_pins_the_runtime_exactly_as_app_engine_gets_it() -> None:
 
 
 def test_the_installed_packages_are_the_locked_ones() -> None:
-    installed = {
+    installed: dict[str, str] = {
         canonicalize_name(dist.metadata["Name"]): dist.version
         for dist in importlib.metadata.distributions()
     }
