@@ -113,7 +113,7 @@ def pure(name: str) -> bool:
     """The standard library, orjson, msgspec, and ticker.core (its package `ticker` included)."""
     return (
         _top(name) in sys.stdlib_module_names
-        or _top(name) in ("orjson", "msgspec")
+        or _top(name) in ("orjson", "msgspec", "typing_extensions")  # msgspec loads the last
         or name == "ticker"
         or _under(name, ["ticker.core"])
     )
