@@ -5,22 +5,34 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install dev test check fmt test-unit test-service test-integration test-e2e bench bench-quick cluster cluster-bench cluster-deps emulator clean
+.PHONY: help install lock dev test check fmt test-unit test-service test-integration test-e2e bench bench-quick cluster cluster-bench cluster-deps emulator clean
 
 help:
 	@echo "make dev          run emulator (if installed) + publisher + server on http://127.0.0.1:8080"
 	@echo "make test         ruff + mypy + unit + service + integration (emulator) + e2e (chromium)"
 	@echo "make check        ruff format --check, ruff check, mypy --strict"
+	@echo "make lock         re-pin requirements.txt (App Engine) and requirements-dev.txt from pyproject.toml"
 	@echo "make bench        fan-out benchmarks against baselines (bench-quick: the short variant)"
 	@echo "make cluster      emulator + 4 instances behind HAProxy + Prometheus + publisher (Ctrl-C stops)"
 
-$(STAMP): pyproject.toml
+# Exactly the pins that were tested: requirements-dev.txt is requirements.txt (what App Engine
+# installs) plus the dev extra, both with hashes; the project itself goes on top, without deps.
+$(STAMP): pyproject.toml requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve the locks after a change to pyproject.toml's dependencies (kept pins stay unless
+# ARGS=--upgrade, or ARGS="--upgrade-package quart"). For App Engine's runtime: Linux, Python 3.11.
+LOCK := $(BIN)/uv pip compile pyproject.toml --quiet --python-version 3.11 --python-platform linux \
+	--generate-hashes --custom-compile-command "make lock" $(ARGS)
+lock: $(STAMP)
+	$(LOCK) -o requirements.txt
+	$(LOCK) --extra dev -c requirements.txt -o requirements-dev.txt
 
 dev: $(STAMP)
 	$(BIN)/python -m ticker.ops.dev

@@ -20,6 +20,7 @@ from ticker.broker.base import Broker
 from ticker.broker.memory import InMemoryBroker
 from ticker.core.registry import InstanceRegistry
 from ticker.server.runtime import Runtime
+from ticker.server.transports.guard import guard_of
 
 EXTENSION = "ticker.dashboard"
 # The control broker's own canary: every instance reads every other one's (N^2 messages), and
@@ -61,14 +62,7 @@ def install(app: Quart, runtime: Runtime) -> Presence:
     runtime.services.append(presence)
     auth = AdminAuth(settings.admin_token, time.time)
     presence.on_revoke = auth.accept_revocation  # logouts on peers revoke here too
-    bp = make_blueprint(
-        cluster,
-        presence,
-        auth,
-        settings.allowed_origins,
-        settings.proxy_hops,
-        settings.trusted_proxies,
-    )
+    bp = make_blueprint(cluster, presence, auth, guard_of(app).origins)  # the streams' policy
     app.register_blueprint(bp)
     app.extensions[EXTENSION] = presence
     if settings.admin_token_generated:

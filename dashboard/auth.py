@@ -1,4 +1,4 @@
-"""Admin authentication: one shared token, a signed login cookie, throttling, an Origin rule.
+"""Admin authentication: one shared token, a signed login cookie, throttling.
 
 Rules:
 - The only secret is `TICKER_ADMIN_TOKEN`. Comparisons are constant-time (`hmac.compare_digest`).
@@ -19,8 +19,9 @@ Rules:
   further wrong attempts until its oldest failure leaves the window. So the throttle bounds the
   noise of guessing, not its success: that rests on the token's entropy (a generated token has 192
   bits; choose a long random one). Only wrong credentials count, not missing ones.
-- A browser stream must come from an allowed Origin (the serving host, or the allow-list):
-  cookies are ambient, so without this check any site could open the admin stream (CSWSH).
+- A browser stream must come from an allowed Origin: cookies are ambient, so without this check
+  any site could open the admin stream (CSWSH). The rule is the streams' own
+  (`ticker.core.admission.OriginPolicy`), applied by the blueprint.
 No Quart here: the blueprint adapts requests to these calls, and unit tests use them directly.
 """
 
@@ -252,16 +253,3 @@ def _bearer(header: str | None) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return value.strip()
-
-
-def origin_allowed(origin: str | None, host: str, allowed: tuple[str, ...]) -> bool:
-    """Whether a browser `Origin` may use the admin area: exact matches only, no wildcards.
-
-    `host` is the request's Host header; the scheme may differ from ours because TLS ends at the
-    load balancer. A missing Origin is the caller's decision (non-browser clients send none).
-    """
-    if not origin or origin == "null":
-        return False
-    if origin in allowed:
-        return True
-    return origin in (f"https://{host}", f"http://{host}")

@@ -7,10 +7,11 @@ Rules:
   `auth.py`). The API answers 401 JSON; the page redirects to the login form; throttled clients
   get 429 with Retry-After.
 - `/admin/stream` is a WebSocket. It is authenticated and Origin-checked *before* `accept()`:
-  a browser (it always sends Origin on WebSockets) must come from an allowed origin; a client
-  without Origin must present the Bearer token, since only cookies are sent ambiently.
-- POST forms (login, logout) refuse a foreign Origin: no login CSRF. Logout revokes the cookie
-  server-side (see `auth.py` for the scope).
+  a browser (it always sends Origin on WebSockets) must pass the streams' own `OriginPolicy`
+  (`ticker.core.admission`: the exact allowlist, else the serving origin, scheme included); a
+  client without Origin must present the Bearer token, since only cookies are sent ambiently.
+- POST forms (login, logout) refuse an Origin the policy refuses: no login CSRF. Logout revokes
+  the cookie server-side (see `auth.py` for the scope).
 - Every failed credential is logged (`admin_auth_failed`: peer, path, reason), never the token
   or the cookie. The address throttled is the client's: X-Forwarded-For only from a trusted proxy.
 - Pages are `no-store`, unframeable and script-only-from-self (CSP); data reaches the DOM through
@@ -28,10 +29,11 @@ from quart import Blueprint, Response, abort, jsonify, redirect, render_template
 from quart.typing import ResponseReturnValue
 from quart.wrappers import Request, Websocket
 
-from dashboard.auth import COOKIE_NAME, AdminAuth, Verdict, origin_allowed
+from dashboard.auth import COOKIE_NAME, AdminAuth, Verdict
 from dashboard.presence import Presence
 from dashboard.stats import ClusterStats
-from ticker.core.admission import Network, client_address
+from ticker.core.admission import OriginPolicy
+from ticker.server.transports.guard import arrival_of
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -46,9 +48,7 @@ def make_blueprint(
     cluster: ClusterStats,
     presence: Presence,
     auth: AdminAuth,
-    allowed_origins: tuple[str, ...] = (),
-    proxy_hops: int = 0,
-    trusted_proxies: tuple[Network, ...] = (),
+    origins: OriginPolicy,
 ) -> Blueprint:
     """The admin blueprint, bound to one app's stats and auth (no module-level state)."""
     bp = Blueprint(
@@ -61,8 +61,7 @@ def make_blueprint(
 
     def address(conn: Request | Websocket) -> str:
         """Who to throttle: behind App Engine's proxies, the client from X-Forwarded-For."""
-        forwarded = conn.headers.get("X-Forwarded-For")
-        return client_address(conn.remote_addr or "?", forwarded, proxy_hops, trusted_proxies)
+        return origins.proxy.address(arrival_of(conn))
 
     def judged(result: Verdict, conn: Request | Websocket) -> Verdict:
         """`result`, logged when a credential was wrong or throttled (never the credential)."""
@@ -78,9 +77,10 @@ def make_blueprint(
         )
         return judged(result, request)
 
-    def foreign_origin() -> bool:
-        origin = request.headers.get("Origin")
-        return origin is not None and not origin_allowed(origin, request.host, allowed_origins)
+    def foreign_origin(conn: Request | Websocket) -> bool:
+        """A browser Origin the policy refuses (None: not a browser, judged by credentials)."""
+        arrival = arrival_of(conn)
+        return arrival.origin is not None and not origins.allows(arrival)
 
     @bp.after_request
     async def harden(response: Response) -> Response:
@@ -110,7 +110,7 @@ def make_blueprint(
     @bp.post("/admin/login")
     async def login() -> ResponseReturnValue:
         """Check the form's `token`; on success set the signed cookie and go to /admin."""
-        if foreign_origin():
+        if foreign_origin(request):
             abort(403)
         form = await request.form
         result = judged(auth.login(form.get("token", ""), address(request)), request)
@@ -133,7 +133,7 @@ def make_blueprint(
     @bp.post("/admin/logout")
     async def logout() -> ResponseReturnValue:
         """Revoke the cookie (here, and on every peer that hears the notice), forget it here."""
-        if foreign_origin():
+        if foreign_origin(request):
             abort(403)
         cookie = request.cookies.get(COOKIE_NAME)
         notice = auth.revocation_notice(cookie)
@@ -162,7 +162,7 @@ def make_blueprint(
         origin = headers.get("Origin")
         cookie = websocket.cookies.get(COOKIE_NAME)
         bearer = headers.get("Authorization")
-        if origin is not None and not origin_allowed(origin, websocket.host, allowed_origins):
+        if foreign_origin(websocket):
             abort(403)
         if origin is None and bearer is None:
             abort(403)  # a browser always sends Origin; without it only the Bearer token counts
@@ -204,6 +204,9 @@ async def _discard_input() -> None:
 
 
 def _https() -> bool:
+    # Only sets the cookie's Secure flag, so any X-Forwarded-Proto may ask for it: a spoofed one
+    # can only make the browser withhold the cookie over plain HTTP. Origin checks believe the
+    # header only from a trusted proxy (`ProxyTrust`).
     return request.scheme == "https" or request.headers.get("X-Forwarded-Proto") == "https"
 
 

@@ -21,9 +21,9 @@ from typing import Any, cast
 
 from dashboard.instance import BrokerView, ContractStats, InstanceStats
 from ticker.core.registry import Departure, InstanceRegistry, Peer
-from ticker.server.metrics import send_totals
 from ticker.server.runtime import Runtime
 from ticker.stream.session import TRANSPORTS
+from ticker.stream.totals import send_totals
 
 Inst = Mapping[str, Any]  # an instance as the cluster view holds it: INST and its `age_s`
 HISTORY_SECONDS = 15 * 60

@@ -9,7 +9,7 @@ from quart import Quart
 
 import dashboard
 from ticker.broker.base import Broker
-from ticker.server import health, metrics, pages
+from ticker.server import fastpaths, health, metrics, pages
 from ticker.server.logs import configure_logging
 from ticker.server.runtime import Runtime
 from ticker.server.settings import Settings
@@ -30,5 +30,6 @@ def create_app(env: Mapping[str, str] | None = None, *, broker: Broker | None = 
         app.register_blueprint(blueprint)
     metrics.install(app, runtime)
     dashboard.install(app, runtime)
+    fastpaths.install(app, settings)  # one `fast_paths` log line when serving starts
     app.while_serving(runtime.lifespan)
     return app

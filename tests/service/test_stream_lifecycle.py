@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import tick
 from tests.service.streams import ORIGIN, WAIT, recv, serving, sse_events
 from tests.support.timing import eventually
-from ticker.server.metrics import send_totals
+from ticker.stream.totals import send_totals
 
 LOGGER = "ticker.server.transports"
 

@@ -25,7 +25,8 @@ from ticker.app import create_app
 from ticker.broker.memory import InMemoryBroker
 from ticker.ops.procs import free_port
 from ticker.server.runtime import Runtime
-from ticker.server.transports import runtime_of
+from ticker.server.transports import runtime_of, wsfast
+from ticker.stream.session import Session
 
 
 @asynccontextmanager
@@ -53,6 +54,13 @@ async def hypercorn_serving(**env: str) -> AsyncIterator[tuple[str, Runtime]]:
         await asyncio.wait_for(server, timeout(10.0))
 
 
+async def direct_writer_attached(session: Session) -> None:
+    """Wait for /ws to find its socket writer; the failure names the internals that changed."""
+    changed = list(wsfast.shape_problems()) or "none found by the checks: see for_current"
+    what = f"the direct writer on real Hypercorn (changed internals: {changed})"
+    await eventually(lambda: session.direct is not None, within=3.0, what=what)
+
+
 async def _ticks(ws: Any, count: int) -> list[int]:
     seqs: list[int] = []
     async with asyncio.timeout(timeout(5.0)):
@@ -71,11 +79,8 @@ async def test_direct_writes_batches_and_fallbacks_keep_every_tick_in_order():
             assert orjson.loads(await ws.recv())["type"] == "subscribed"
             assert ws.protocol.extensions == []  # deflate offered, declined by default
             (session,) = runtime.hub.sessions()
-            await eventually(
-                lambda: session.direct is not None and session.writer_idle,
-                within=3.0,
-                what="the direct writer idle",
-            )
+            await direct_writer_attached(session)
+            await eventually(lambda: session.writer_idle, within=3.0, what="the direct writer idle")
             await eventually(
                 lambda: time.monotonic() - session.last_frame_at > 0.02,
                 within=3.0,
@@ -100,7 +105,7 @@ async def test_a_quiet_client_gets_one_frame_per_tick_through_the_direct_path():
         await ws.send(orjson.dumps({"op": "subscribe", "symbols": ["MSFT"]}).decode())
         await ws.recv()
         (session,) = runtime.hub.sessions()
-        await eventually(lambda: session.direct is not None, within=3.0, what="the direct writer")
+        await direct_writer_attached(session)
         for seq in range(1, 6):
             await eventually(lambda: session.writer_idle, within=3.0, what="the writer idle")
             runtime.hub.ingest(tick("MSFT", seq=seq))

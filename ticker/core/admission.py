@@ -1,11 +1,22 @@
-"""Who may open a stream: the Origin allowlist, the client address, the per-address policy.
+"""Who may come in: the one Origin policy, the client address, the per-address policy.
 
-Rules: pure (no Quart, no I/O). Origins compare exactly after normalisation (lower-case scheme and
-host, default ports dropped): no wildcard, substring or suffix matching, and `null` or anything
-that is not `http(s)://host[:port]` never matches. X-Forwarded-For is read only when the operator
-says how many proxies append to it *and* the socket peer is one of the trusted proxies: a client
-that reaches the server directly could otherwise pick its own address (and with it slip past the
-per-address caps and the login throttle, or lock another address out).
+Rules: pure (no Quart, no I/O).
+- One Origin rule for every browser-facing entry, the streams (`/ws`, `/sse`, `/poll`) and the
+  admin area alike (`OriginPolicy`): a browser Origin must be on the exact allowlist
+  (`TICKER_ALLOWED_ORIGINS`) or, when none is configured, be the serving origin. A configured
+  list *replaces* the serving host instead of adding to it: the operator who names the origins
+  gets exactly those, and a DNS-rebinding name that points at the server (its Host header then
+  matches its Origin) gets nothing. What callers do without an Origin is theirs to say (streams:
+  a native client; the admin stream: only with the Bearer token).
+- Origins compare exactly after normalisation (lower-case scheme and host, default ports
+  dropped): no wildcard, substring or suffix matching, and `null` or anything that is not
+  `http(s)://host[:port]` never matches. The scheme counts: `http://host` is not `https://host`
+  (a page injected over plain HTTP must not ride the HTTPS origin).
+- Forwarded headers (`ProxyTrust`) are believed only when the operator says a proxy is in front
+  (`TICKER_PROXY_HOPS` > 0) *and* the socket peer is one of `TICKER_TRUSTED_PROXIES`: a client
+  that reaches the server directly could otherwise pick its own address (and with it slip past
+  the per-address caps and the login throttle, or lock another address out) or its own scheme.
+  `X-Forwarded-Proto` from such a proxy gives the serving scheme (TLS ends at the front end).
 """
 
 from __future__ import annotations
@@ -103,19 +114,74 @@ RefusalCode = Literal["too_many_connections", "connecting_too_fast"]
 SWEEP_EVERY = 1024  # acquires between two sweeps of idle addresses
 
 
-def classify_client(
-    origin: str | None, allowed: frozenset[Origin], serving: Origin | None, *, require: bool
-) -> ClientKind | None:
-    """`browser` (an Origin on the allowlist), `native` (no Origin), or None: refuse (403).
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """What a request says about where it comes from (headers as sent, `None` when absent)."""
 
-    Why a missing Origin is accepted: browsers always send one on a WebSocket handshake and on
-    cross-origin requests, so the allowlist alone stops cross-site hijacking; a client without
-    one is not a browser and could forge any Origin anyway. `require` (TICKER_REQUIRE_ORIGIN)
-    refuses it for deployments that want only browsers.
-    """
-    if origin is None:
-        return None if require else "native"
-    return "browser" if origin_allowed(origin, allowed, serving) else None
+    peer: str  # the socket peer's address
+    scheme: str  # http, https, ws or wss, as the server saw the connection
+    host: str  # the Host header
+    origin: str | None = None
+    forwarded_for: str | None = None
+    forwarded_proto: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyTrust:
+    """Which forwarded headers to believe: a trusted proxy's, and only when one is in front."""
+
+    proxy_hops: int = 0
+    trusted: tuple[Network, ...] = ()
+
+    def from_proxy(self, arrival: Arrival) -> bool:
+        """Whether `arrival` came through a proxy whose forwarded headers count."""
+        return self.proxy_hops > 0 and trusted_peer(arrival.peer, self.trusted)
+
+    def address(self, arrival: Arrival) -> str:
+        """The client's address (see `client_address`)."""
+        return client_address(arrival.peer, arrival.forwarded_for, self.proxy_hops, self.trusted)
+
+    def scheme(self, arrival: Arrival) -> str:
+        """The client's scheme: a trusted proxy's `X-Forwarded-Proto`, else the socket's."""
+        proto = arrival.forwarded_proto
+        if proto in ("http", "https") and self.from_proxy(arrival):
+            return proto
+        return arrival.scheme
+
+
+@dataclass(frozen=True, slots=True)
+class OriginPolicy:
+    """The Origin rule of every browser-facing entry: the streams and the admin area."""
+
+    allowed: frozenset[Origin] = frozenset()  # empty: the serving origin only
+    proxy: ProxyTrust = ProxyTrust()
+
+    @classmethod
+    def configure(
+        cls, origins: Iterable[str], proxy_hops: int = 0, trusted: tuple[Network, ...] = ()
+    ) -> OriginPolicy:
+        """From the settings; raise `ConfigError` naming a bad `TICKER_ALLOWED_ORIGINS` entry."""
+        return cls(parse_allowlist(origins), ProxyTrust(proxy_hops, trusted))
+
+    def serving(self, arrival: Arrival) -> Origin | None:
+        """The origin of the page this server serves to the client of `arrival`."""
+        return serving_origin(self.proxy.scheme(arrival), arrival.host)
+
+    def allows(self, arrival: Arrival) -> bool:
+        """Whether `arrival` carries a browser Origin that may come in (a missing one: False)."""
+        return origin_allowed(arrival.origin, self.allowed, self.serving(arrival))
+
+    def classify(self, arrival: Arrival, *, require: bool) -> ClientKind | None:
+        """`browser` (an allowed Origin), `native` (no Origin), or None: refuse (403).
+
+        Why a missing Origin is accepted: browsers always send one on a WebSocket handshake and
+        on cross-origin requests, so the allowlist alone stops cross-site hijacking; a client
+        without one is not a browser and could forge any Origin anyway. `require`
+        (TICKER_REQUIRE_ORIGIN) refuses it for deployments that want only browsers.
+        """
+        if arrival.origin is None:
+            return None if require else "native"
+        return "browser" if self.allows(arrival) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,17 +4,18 @@ Rules:
 - One `CollectorRegistry` per app, never prometheus-client's global default: several apps in one
   test process (or one process per Hypercorn worker) must not collide or share numbers.
 - Nothing is counted twice on the hot path. A custom collector reads the hub's own counters at
-  scrape time; the only hot-path addition is `LatencyHistogram.record`, an O(log buckets) bisect.
+  scrape time; the only hot-path addition is `ticker.core.latency.LatencyHistogram.record`, an
+  O(log buckets) bisect.
 - Per-instance only: Prometheus scrapes every instance and sums; cluster totals here would be
   counted once per instance.
+- Edge code: this module depends on the runtime, never the other way round. The runtime records
+  into pure parts (`ticker.core.latency`, the hub's counters, `ticker.stream.totals`), so
+  importing it loads neither prometheus-client nor Quart (`tests/unit/test_layering.py`).
 """
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -22,60 +23,15 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.process_collector import ProcessCollector
 from quart import Blueprint, Quart, Response, current_app
 
-from ticker.core.latency import LatencyWindow
+from ticker.core.latency import LatencyHistogram
+from ticker.server.runtime import Runtime
 from ticker.stream.hub import Hub, HubCounters
 from ticker.stream.session import TRANSPORTS
+from ticker.stream.totals import send_totals
 
-if TYPE_CHECKING:
-    from ticker.server.runtime import Runtime
-
-LATENCY_BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000)
 EXTENSION = "ticker.server.metrics"
 
 bp = Blueprint("metrics", __name__)
-
-
-class LatencyHistogram(LatencyWindow):
-    """A `LatencyWindow` that also keeps cumulative bucket counts and a sum, for a histogram."""
-
-    def __init__(self, size: int = 2048, buckets: tuple[float, ...] = LATENCY_BUCKETS_MS) -> None:
-        super().__init__(size)
-        self.buckets = buckets
-        self.bucket_counts = [0] * (len(buckets) + 1)  # the last one is +Inf
-        self.sum_ms = 0.0
-
-    def record(self, ms: float) -> None:
-        """Add one sample to the window and to its bucket."""
-        super().record(ms)
-        ms = ms if ms > 0 else 0.0
-        self.bucket_counts[bisect.bisect_left(self.buckets, ms)] += 1
-        self.sum_ms += ms
-
-
-@dataclass(frozen=True, slots=True)
-class SendTotals:
-    """What one transport has sent since start, live and departed sessions together."""
-
-    frames: int = 0
-    ticks: int = 0
-    conflated: int = 0
-    direct: int = 0  # ticks written straight by the fan-out, one frame each (also in the above)
-
-
-def send_totals(hub: Hub) -> dict[str, SendTotals]:
-    """Per transport: frames, ticks, conflated ticks and direct writes, monotonic over the
-    process's life (see `Session.sent` for what counts)."""
-    counters = hub.counters
-    frames = {t: counters.retired_frames[t] for t in TRANSPORTS}
-    ticks = {t: counters.retired_ticks[t] for t in TRANSPORTS}
-    conflated = {t: counters.retired_conflated[t] for t in TRANSPORTS}
-    direct = {t: counters.retired_direct[t] for t in TRANSPORTS}
-    for session in hub.sessions():
-        frames[session.transport] += session.frames_sent
-        ticks[session.transport] += session.ticks_sent
-        conflated[session.transport] += session.outbox.conflated
-        direct[session.transport] += session.direct_sent
-    return {t: SendTotals(frames[t], ticks[t], conflated[t], direct[t]) for t in TRANSPORTS}
 
 
 class RuntimeCollector:
@@ -158,9 +114,9 @@ class RuntimeCollector:
             "Streams opened, by transport and client kind (browser, or native: no Origin).",
             labels=["transport", "client"],
         )
-        for transport in TRANSPORTS:
+        for name in TRANSPORTS:
             for kind in ("browser", "native"):
-                opened.add_metric([transport, kind], c.opened[(transport, kind)])
+                opened.add_metric([name, kind], c.opened[(name, kind)])
         yield opened
         refused = CounterMetricFamily(
             "ticker_connections_refused",
@@ -198,22 +154,16 @@ class RuntimeCollector:
             families["direct"].add_metric([transport], totals.direct)
         return families.values()
 
-    def _latency(self, latency: LatencyWindow) -> Metric:
+    def _latency(self, latency: LatencyHistogram) -> Metric:
         family = HistogramMetricFamily(
             "ticker_publish_to_send_latency_seconds",
             "From the tick's producer timestamp to the frame being written to a client.",
         )
-        if isinstance(latency, LatencyHistogram):
-            cumulative, running = [], 0
-            for bound, count in zip(
-                (*latency.buckets, float("inf")), latency.bucket_counts, strict=True
-            ):
-                running += count
-                label = "+Inf" if bound == float("inf") else repr(bound / 1000)
-                cumulative.append((label, float(running)))
-            family.add_metric([], cumulative, latency.sum_ms / 1000)
-        else:
-            family.add_metric([], [("+Inf", float(latency.count))], 0.0)
+        buckets = [
+            ("+Inf" if bound == float("inf") else repr(bound / 1000), float(count))
+            for bound, count in latency.cumulative()
+        ]
+        family.add_metric([], buckets, latency.sum_ms / 1000)
         return family
 
 

@@ -25,10 +25,9 @@ from ticker.broker.memory import InMemoryBroker
 from ticker.core.codec import decode_message
 from ticker.core.flush import AdaptiveFlush
 from ticker.core.history import RecentTicks
-from ticker.core.latency import LatencyWindow
+from ticker.core.latency import LatencyHistogram
 from ticker.core.pollers import RecentPollers
 from ticker.core.reorder import Sequencer
-from ticker.server.metrics import LatencyHistogram
 from ticker.server.settings import Settings
 from ticker.stream.feed import run_simulated_feed
 from ticker.stream.hub import Hub
@@ -75,7 +74,7 @@ class Runtime:
     broker: Broker
     hub: Hub
     clock: Callable[[], float] = time.monotonic
-    latency: LatencyWindow = field(default_factory=LatencyHistogram)  # also feeds /metrics
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)  # also feeds /metrics
     flush: FlushClock = field(default_factory=lambda: FlushClock(AdaptiveFlush()))  # pacing
     started_at: float = field(default_factory=time.time)
     # Long-poll clients between two polls (the dashboard counts them as connected).

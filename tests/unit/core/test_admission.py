@@ -5,7 +5,9 @@ import pytest
 from ticker.core.admission import (
     SWEEP_EVERY,
     AddressPolicy,
-    classify_client,
+    Arrival,
+    OriginPolicy,
+    ProxyTrust,
     client_address,
     origin_allowed,
     parse_allowlist,
@@ -109,13 +111,56 @@ def test_trusted_proxy_networks_parse_or_name_the_variable():
         parse_networks(["nope"], "TICKER_TRUSTED_PROXIES")
 
 
+def _from(origin: str | None, **facts: str) -> Arrival:
+    return Arrival(
+        **{"peer": "127.0.0.1", "scheme": "ws", "host": "app.example.com:8080", **facts},
+        origin=origin,
+    )
+
+
 def test_no_origin_is_a_native_client_unless_origins_are_required():
-    assert classify_client(None, frozenset(), SERVING, require=False) == "native"
-    assert classify_client(None, frozenset(), SERVING, require=True) is None
+    policy = OriginPolicy()
+    assert policy.classify(_from(None), require=False) == "native"
+    assert policy.classify(_from(None), require=True) is None
     own = "http://app.example.com:8080"
-    assert classify_client(own, frozenset(), SERVING, require=True) == "browser"
-    assert classify_client("https://evil.example", frozenset(), SERVING, require=False) is None
-    assert classify_client("null", frozenset(), SERVING, require=False) is None
+    assert policy.classify(_from(own), require=True) == "browser"
+    assert policy.classify(_from("https://evil.example"), require=False) is None
+    assert policy.classify(_from("null"), require=False) is None
+
+
+def test_the_policy_reads_the_allowlist_and_names_a_bad_entry():
+    policy = OriginPolicy.configure(["https://ticker.example"])
+    assert policy.allows(_from("https://ticker.example"))
+    assert not policy.allows(_from("http://app.example.com:8080"))  # replaced, not added to
+    assert not policy.allows(_from(None))
+    with pytest.raises(ConfigError, match="TICKER_ALLOWED_ORIGINS"):
+        OriginPolicy.configure(["ticker.example"])
+
+
+@pytest.mark.parametrize(
+    ("peer", "hops", "proto", "scheme"),
+    [
+        ("10.0.0.1", 2, "https", "https"),  # the trusted front end says the client used TLS
+        ("10.0.0.1", 2, "http", "http"),
+        ("10.0.0.1", 2, "gopher", "ws"),  # nonsense is ignored
+        ("10.0.0.1", 2, None, "ws"),
+        ("198.51.100.4", 2, "https", "ws"),  # a client reaching us directly cannot choose
+        ("10.0.0.1", 0, "https", "ws"),  # no proxy configured: nobody's word counts
+    ],
+)
+def test_forwarded_proto_counts_only_from_a_trusted_proxy(peer, hops, proto, scheme):
+    trust = ProxyTrust(hops, PROXIES)
+    arrival = Arrival(peer, "ws", "app.example.com", "https://app.example.com", None, proto)
+    assert trust.scheme(arrival) == scheme
+    policy = OriginPolicy(frozenset(), trust)
+    assert policy.allows(arrival) is (scheme == "https")  # the page's origin needs its scheme
+
+
+def test_the_policy_reads_the_client_address_like_client_address():
+    trust = ProxyTrust(2, PROXIES)
+    arrival = Arrival("169.254.1.1", "http", "h", None, "1.1.1.1, 203.0.113.9, 130.211.0.1")
+    assert trust.address(arrival) == "203.0.113.9"
+    assert ProxyTrust().address(arrival) == "169.254.1.1"
 
 
 def test_the_ceiling_caps_open_streams_per_address_and_release_gives_them_back(clock):

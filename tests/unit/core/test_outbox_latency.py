@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ticker.core.latency import LatencyWindow
+from ticker.core.latency import LatencyHistogram, LatencyWindow
 from ticker.core.outbox import Outbox
 
 
@@ -53,3 +53,13 @@ def test_latency_window_percentiles():
     assert window.percentile(50) == 51.0
     assert window.percentile(99) == 99.0
     assert window.count == 101
+
+
+def test_latency_histogram_counts_buckets_cumulatively_and_sums():
+    histogram = LatencyHistogram(size=2, buckets=(1, 10))
+    for ms in (0.5, 1.0, 5.0, 50.0, -3.0):
+        histogram.record(ms)
+    assert histogram.cumulative() == [(1, 3), (10, 4), (float("inf"), 5)]  # 1.0 is in "<= 1"
+    assert histogram.sum_ms == 56.5  # the negative sample counts as 0
+    assert histogram.count == 5
+    assert (histogram.percentile(0), histogram.percentile(100)) == (0.0, 50.0)  # the last 2

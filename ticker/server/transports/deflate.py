@@ -13,7 +13,11 @@ Rules:
   Hypercorn would accept it, at about +45 % CPU per frame and ~150 KB per connection (issue 5's
   profile: deflating outbound frames was half the server's time). Declined, frames go out plain.
 - When on, outbound compression is unchanged: browsers that offer deflate get compressed frames.
-- Relies on wsproto 1.x private attributes (`_decompressor`, `_inbound_*`); the S9 test pins it.
+- Relies on wsproto 1.x private attributes (`_decompressor`, `_inbound_*`) and on Hypercorn
+  offering `ws_stream.PerMessageDeflate`, listed by name in `EXPECTED`; the S9 test pins the
+  behaviour. When one changed shape, `install()` declines deflate even if enabled (plain frames
+  are always correct), `ticker.server.fastpaths` logs why at start, and
+  `tests/service/test_fast_paths.py` fails naming the internal.
 """
 
 from __future__ import annotations
@@ -24,7 +28,32 @@ import hypercorn.protocol.ws_stream as ws_stream
 from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol
 
+from ticker.server.transports.internals import Expect, params, problems, source
+
 SYNC_TAIL = b"\x00\x00\xff\xff"
+EXPECTED = (
+    Expect(
+        "hypercorn.protocol.ws_stream.PerMessageDeflate (the extension Hypercorn offers)",
+        lambda: "[PerMessageDeflate()]" in source(ws_stream),
+    ),
+    Expect(
+        "wsproto.extensions.PerMessageDeflate._decompressor, ._inbound_compressed, "
+        "._inbound_is_compressible",
+        lambda: all(
+            hasattr(PerMessageDeflate(), name)
+            for name in ("_decompressor", "_inbound_compressed", "_inbound_is_compressible")
+        ),
+    ),
+    Expect(
+        "wsproto.extensions.PerMessageDeflate.accept, .frame_inbound_payload_data, "
+        ".frame_inbound_complete",
+        lambda: (
+            params(PerMessageDeflate.accept) == ["self", "offer"]
+            and params(PerMessageDeflate.frame_inbound_payload_data) == ["self", "proto", "data"]
+            and params(PerMessageDeflate.frame_inbound_complete) == ["self", "proto", "fin"]
+        ),
+    ),
+)
 
 
 class BoundedPerMessageDeflate(PerMessageDeflate):
@@ -87,11 +116,26 @@ class DeclinedPerMessageDeflate(BoundedPerMessageDeflate):
         return None
 
 
+def shape_problems() -> list[str]:
+    """The internals in `EXPECTED` whose shape is not the one the bounded extension expects."""
+    return problems(EXPECTED)
+
+
 def install(max_message_bytes: int, *, enabled: bool = False) -> None:
     """Make Hypercorn decline deflate, or (`enabled`) negotiate the bounded extension.
 
-    Enabled, it inflates at most `max_message_bytes` + 1 bytes per message.
+    Enabled, it inflates at most `max_message_bytes` + 1 bytes per message; with unexpected
+    internals it declines instead.
     """
     BoundedPerMessageDeflate.max_message_bytes = max_message_bytes
-    chosen = BoundedPerMessageDeflate if enabled else DeclinedPerMessageDeflate
+    bounded = enabled and not shape_problems()
+    chosen = BoundedPerMessageDeflate if bounded else DeclinedPerMessageDeflate
     ws_stream.PerMessageDeflate = chosen  # type: ignore[attr-defined]
+
+
+def mode() -> str:
+    """What Hypercorn negotiates now: `bounded`, `declined`, or `unbounded` (not installed)."""
+    current = ws_stream.PerMessageDeflate  # type: ignore[attr-defined]
+    if current is BoundedPerMessageDeflate:
+        return "bounded"
+    return "declined" if current is DeclinedPerMessageDeflate else "unbounded"

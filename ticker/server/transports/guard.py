@@ -2,9 +2,10 @@
 
 Rules:
 - Decide before anything is accepted: a refused WebSocket gets an HTTP 403/429 instead of `101`.
-- A browser Origin must be on the exact allowlist; no Origin is a native client (app, script),
-  accepted unless `require_origin` (TICKER_REQUIRE_ORIGIN=1, WebSocket handshakes only: the
-  page's own same-origin SSE/poll GETs carry no Origin). Opened streams are counted by kind.
+- A browser Origin must pass the one `OriginPolicy` (the exact allowlist, else the serving
+  origin; the admin area uses this guard's policy too); no Origin is a native client (app,
+  script), accepted unless `require_origin` (TICKER_REQUIRE_ORIGIN=1, WebSocket handshakes only:
+  the page's own same-origin SSE/poll GETs carry no Origin). Opened streams are counted by kind.
 - Per address: a ceiling on open streams and a token bucket on new ones (`AddressPolicy`);
   429 answers carry `Retry-After`.
 - Every granted `admit` is paired with exactly one `release` (callers use `try/finally`).
@@ -23,16 +24,7 @@ from quart import Quart, Response
 from quart.blueprints import BlueprintSetupState
 from quart.wrappers.base import BaseRequestWebsocket
 
-from ticker.core.admission import (
-    AddressPolicy,
-    ClientKind,
-    Origin,
-    classify_client,
-    client_address,
-    parse_allowlist,
-    serving_origin,
-    trusted_peer,
-)
+from ticker.core.admission import AddressPolicy, Arrival, ClientKind, OriginPolicy
 from ticker.core.codec import error_frame
 from ticker.server.settings import Settings
 from ticker.server.transports import runtime_of
@@ -53,18 +45,18 @@ class Admission:
 
 
 class Guard:
-    """One per app: the parsed allowlist, the per-address policy and what they decided."""
+    """One per app: the Origin policy, the per-address policy and what they decided."""
 
     def __init__(self, settings: Settings, counters: HubCounters) -> None:
-        self.allowed: frozenset[Origin] = parse_allowlist(settings.allowed_origins)
+        self.origins = OriginPolicy.configure(
+            settings.allowed_origins, settings.proxy_hops, settings.trusted_proxies
+        )
         self.policy = AddressPolicy(
             settings.max_connections_per_address,
             settings.connect_rate,
             settings.connect_burst,
             time.monotonic,
         )
-        self.proxy_hops = settings.proxy_hops
-        self.trusted = settings.trusted_proxies
         self.counters = counters
 
     def admit(
@@ -80,18 +72,10 @@ class Guard:
         `charge=False`: a continuation (a long poll with a cursor) spends no new-stream token.
         """
         headers = conn.headers
-        origin = headers.get("Origin")
-        peer = conn.remote_addr or "?"
-        address = client_address(
-            peer, headers.get("X-Forwarded-For"), self.proxy_hops, self.trusted
-        )
-        scheme = conn.scheme
-        forwarded_proto = headers.get("X-Forwarded-Proto")
-        from_proxy = self.proxy_hops > 0 and trusted_peer(peer, self.trusted)
-        if from_proxy and forwarded_proto in ("http", "https"):
-            scheme = forwarded_proto  # a trusted proxy's word
-        serving = serving_origin(scheme, headers.get("Host", ""))
-        kind = classify_client(origin, self.allowed, serving, require=require_origin)
+        arrival = arrival_of(conn)
+        origin = arrival.origin
+        address = self.origins.proxy.address(arrival)
+        kind = self.origins.classify(arrival, require=require_origin)
         if kind is None:
             code = "origin_required" if origin is None else "origin_not_allowed"
             return self._refuse(transport, address, origin, 403, code)
@@ -128,6 +112,19 @@ class Guard:
             "connecting_too_fast": "too many new streams from this address: retry later",
         }[code]
         return Response(error_frame(code, message), status, content_type="application/json")
+
+
+def arrival_of(conn: BaseRequestWebsocket) -> Arrival:
+    """What a Quart request or WebSocket says about where it comes from."""
+    headers = conn.headers
+    return Arrival(
+        peer=conn.remote_addr or "?",
+        scheme=conn.scheme,
+        host=headers.get("Host", ""),
+        origin=headers.get("Origin"),
+        forwarded_for=headers.get("X-Forwarded-For"),
+        forwarded_proto=headers.get("X-Forwarded-Proto"),
+    )
 
 
 def shown(origin: str | None) -> str | None:

@@ -28,9 +28,10 @@ instantiates (`hypercorn.asyncio.run.TCPServer`, `hypercorn.protocol.{h11,h2}.WS
   waits up to `keep_alive_timeout` (the front end's reuse needs that).
 
 Rules: process-wide (Hypercorn runs one app per worker process; the last `install()` sets the
-limit). Everything here relies on Hypercorn 0.18 internals; `install()` patches only when they
-have the expected shape (else it logs once and leaves Hypercorn as it is), and
-`tests/service/test_protocol_guard.py` pins that shape.
+limit). Everything here relies on Hypercorn 0.18 internals, listed by name in `EXPECTED`;
+`install()` patches only when they all have the expected shape (else it logs
+`protocol_guard_skipped` naming them and leaves Hypercorn as it is), `ticker.server.fastpaths`
+reports it at start, and `tests/service/test_protocol_guard.py` fails naming the internal.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ from hypercorn.protocol.ws_stream import (
 from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Ping
 from wsproto.frame_protocol import CloseReason
+
+from ticker.server.transports.internals import Expect, params, problems, source
 
 log = structlog.get_logger("ticker.server.transports")
 
@@ -201,26 +204,102 @@ class GuardedTCPServer(TCPServer):
         await asyncio.shield(self._initiate_server_close())
 
 
-def _expected_shape() -> bool:
-    """Whether the Hypercorn internals the guards override look as they did in 0.18."""
+WS_STREAM_PARAMS = [
+    "self",
+    "app",
+    "config",
+    "context",
+    "task_group",
+    "ssl",
+    "client",
+    "server",
+    "send",
+    "stream_id",
+]
+TCP_SERVER_PARAMS = ["self", "app", "loop", "config", "context", "state", "reader", "writer"]
+# What the guards override or call, as they were in Hypercorn 0.18 (the classes it instantiates,
+# the constructors they inherit, the two methods they re-implement, the buffer they replace).
+EXPECTED = (
+    Expect(
+        "hypercorn.asyncio.run.TCPServer (the class Hypercorn instantiates per connection)",
+        lambda: asyncio_run.TCPServer in (TCPServer, GuardedTCPServer),  # type: ignore[attr-defined]
+    ),
+    Expect(
+        "hypercorn.protocol.h11.WSStream (the class H11Protocol instantiates)",
+        lambda: h11_protocol.WSStream in (WSStream, GuardedWSStream),  # type: ignore[attr-defined]
+    ),
+    Expect(
+        "hypercorn.protocol.h2.WSStream (the class H2Protocol instantiates)",
+        lambda: h2_protocol.WSStream in (WSStream, GuardedWSStream),  # type: ignore[attr-defined]
+    ),
+    Expect(
+        "hypercorn.asyncio.tcp_server.TCPServer.__init__",
+        lambda: params(TCPServer.__init__) == TCP_SERVER_PARAMS,
+    ),
+    Expect(
+        "hypercorn.asyncio.tcp_server.TCPServer._read_data",
+        lambda: (
+            params(TCPServer._read_data) == ["self"]
+            and "self.reader.read(MAX_RECV)" in source(TCPServer._read_data)
+            and "self.protocol.handle(Closed())" in source(TCPServer._read_data)
+        ),
+    ),
+    Expect(
+        "hypercorn.asyncio.tcp_server.TCPServer.protocol_send, ._initiate_server_close, "
+        ".idle_task, ._task_group",
+        lambda: (
+            all(
+                hasattr(TCPServer, name)
+                for name in ("protocol_send", "_initiate_server_close", "_idle_timeout")
+            )
+            and "self.idle_task" in source(TCPServer.__init__)
+            and "self._task_group" in source(TCPServer)
+        ),
+    ),
+    Expect(
+        "hypercorn.protocol.ws_stream.WSStream.__init__",
+        lambda: params(WSStream.__init__) == WS_STREAM_PARAMS,
+    ),
+    Expect(
+        "hypercorn.protocol.ws_stream.WSStream._handle_events",
+        lambda: (
+            params(WSStream._handle_events) == ["self"]
+            and "self.buffer.extend(event)" in source(WSStream._handle_events)
+        ),
+    ),
+    Expect(
+        "hypercorn.protocol.ws_stream.WSStream.handle, ._send_wsproto_event, .app_send",
+        lambda: all(
+            hasattr(WSStream, name) for name in ("handle", "_send_wsproto_event", "app_send")
+        ),
+    ),
+    Expect(
+        "hypercorn.protocol.ws_stream.WebsocketBuffer.__init__",
+        lambda: params(WebsocketBuffer.__init__) == ["self", "max_length"],
+    ),
+)
+
+
+def shape_problems() -> list[str]:
+    """The internals in `EXPECTED` whose shape is not the one the guards were written for."""
+    return problems(EXPECTED)
+
+
+def installed() -> bool:
+    """Whether Hypercorn uses the guarded classes now."""
     return (
-        asyncio_run.TCPServer in (TCPServer, GuardedTCPServer)  # type: ignore[attr-defined]
-        and h11_protocol.WSStream in (WSStream, GuardedWSStream)  # type: ignore[attr-defined]
-        and all(
-            hasattr(TCPServer, name)
-            for name in ("_read_data", "protocol_send", "_initiate_server_close", "_idle_timeout")
-        )
-        and all(
-            hasattr(WSStream, name)
-            for name in ("_handle_events", "_send_wsproto_event", "handle", "app_send")
-        )
+        asyncio_run.TCPServer is GuardedTCPServer  # type: ignore[attr-defined]
+        and h11_protocol.WSStream is GuardedWSStream  # type: ignore[attr-defined]
     )
 
 
 def install(max_message_bytes: int, header_timeout: float = HEADER_TIMEOUT) -> bool:
     """Make Hypercorn use the guarded classes; True when they are in place."""
-    if not _expected_shape():
-        log.warning("protocol_guard_skipped", reason="unexpected Hypercorn internals")
+    changed = shape_problems()
+    if changed:
+        log.warning(
+            "protocol_guard_skipped", reason="unexpected Hypercorn internals", internals=changed
+        )
         return False
     GuardedWSStream.max_message_bytes = max_message_bytes
     GuardedTCPServer.header_timeout = header_timeout

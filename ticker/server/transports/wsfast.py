@@ -18,28 +18,94 @@ Rules:
   order holds) goes out at once as its own frame, unless the client's last frame is less than a
   flush interval old (a busy client gets batches). Each tick is framed once for all its
   subscribers (`TickFrames`).
-- Both read Hypercorn/Quart internals; when their shape is not the expected one they return the
-  slow but always-correct path (`tests/service/test_ws_fast_paths.py` pins the shapes).
+- Both read Hypercorn/Quart internals, listed by name in `EXPECTED_SEND` and `EXPECTED_SOCKET`.
+  When one changed shape (`shape_problems()`, checked once per process) or the stack is another,
+  they return the slow but always-correct path; `ticker.server.fastpaths` logs which and why
+  once at start, and `tests/service/test_fast_paths.py` fails naming the internal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.protocol import ProtocolWrapper
+from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.protocol.ws_stream import WSStream
 from quart import websocket
+from quart.asgi import ASGIWebsocketConnection
+from quart.wrappers.websocket import Websocket
 from wsproto.connection import ConnectionState
 
 from ticker.core.codec import ticks_frame
+from ticker.server.transports.internals import Expect, params, problems, source
 from ticker.stream.session import Session
 from ticker.stream.tuning import FlushClock
 
 AsgiSend = Callable[[dict[str, object]], Awaitable[None]]
 Direct = Callable[[str], float]
+
+# The chain from Quart's `websocket` to the socket, link by link: Quart's half is what
+# `text_sender()` needs (`_asgi_send`), Hypercorn's what `SocketWriter.for_current` adds.
+EXPECTED_SEND = (
+    Expect(
+        "quart.asgi.ASGIWebsocketConnection (Websocket's send = partial(send_data, asgi_send))",
+        lambda: (
+            "partial(self.send_data, send)"
+            in source(ASGIWebsocketConnection._create_websocket_from_scope)
+        ),
+    ),
+    Expect(
+        "quart.wrappers.websocket.Websocket._send",
+        lambda: "self._send = send" in source(Websocket.__init__),
+    ),
+)
+EXPECTED_SOCKET = (
+    Expect(
+        "hypercorn.protocol.ws_stream.WSStream.app_send (the ASGI send given to the app)",
+        lambda: "self.app_send" in source(WSStream.handle) and hasattr(WSStream, "app_send"),
+    ),
+    Expect(
+        "hypercorn.protocol.ws_stream.WSStream.send (H11Protocol.stream_send)",
+        lambda: (
+            "send" in params(WSStream.__init__)
+            and "self.send = send" in source(WSStream.__init__)
+            and "self.stream_send" in source(H11Protocol)
+        ),
+    ),
+    Expect(
+        "hypercorn.protocol.h11.H11Protocol.send (TCPServer.protocol_send, via ProtocolWrapper)",
+        lambda: (
+            "self.send = send" in source(H11Protocol.__init__)
+            and "self.send = send" in source(ProtocolWrapper.__init__)
+            and "self.protocol_send" in source(TCPServer)
+        ),
+    ),
+    Expect(
+        "hypercorn.asyncio.tcp_server.TCPServer.writer (the connection's asyncio StreamWriter)",
+        lambda: "self.writer = writer" in source(TCPServer.__init__),
+    ),
+    Expect(
+        "hypercorn.protocol.ws_stream.WSStream.closed, .connection (wsproto, ConnectionState.OPEN)",
+        lambda: (
+            "self.closed = False" in source(WSStream.__init__)
+            and "self.connection" in source(WSStream)
+            and hasattr(ConnectionState, "OPEN")
+        ),
+    ),
+)
+
+
+@functools.cache
+def shape_problems() -> tuple[str, ...]:
+    """The internals both paths rely on whose shape changed (a fact of the installed libraries:
+    checked once per process)."""
+    return tuple(problems(EXPECTED_SEND + EXPECTED_SOCKET))
 
 
 def _asgi_send() -> tuple[Any, AsgiSend | None]:
@@ -112,7 +178,7 @@ class SocketWriter:
     @classmethod
     def for_current(cls, *, deflate: bool) -> SocketWriter | None:
         """The current WebSocket's socket writer, or None when the stack is not the expected one."""
-        if deflate:
+        if deflate or shape_problems():
             return None
         stream = current_stream()
         if stream is None:
