@@ -11,18 +11,27 @@ Fixtures:
 - `browser` (per module: the sync Playwright API runs an event loop that would clash with the
   pytest-asyncio tests of other modules), `page` (a fresh context per test) and `page_errors`
   (page errors and console errors seen by `page`; most tests assert it stays empty).
+- `release_raw_sockets`: closes every raw WebSocket a test opened with `tests.support.wsclient`
+  (modules that use them ask for it in `pytestmark`).
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 from tests.support.servers import Server, ServerFactory, missing
 from tests.support.timing import UNIT_S
+from tests.support.wsclient import drop_all
+
+
+@pytest.fixture
+async def release_raw_sockets() -> AsyncIterator[None]:
+    yield
+    await drop_all()
 
 
 @pytest.fixture(scope="module")

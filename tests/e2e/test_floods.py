@@ -26,16 +26,10 @@ import websockets
 
 from tests.support.servers import Server, group_rss_mb
 from tests.support.timing import UNIT_S, eventually_sync, timeout
-from tests.support.wsclient import SOAK, close_code, connect, drop_all, frame_of
+from tests.support.wsclient import SOAK, close_code, connect, frame_of
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("release_raw_sockets")]
 LIMIT = 16 * 1024  # TICKER_MAX_FRAME_BYTES and hypercorn_conf's websocket_max_message_size
-
-
-@pytest.fixture(autouse=True)
-async def _release_sockets():
-    yield
-    await drop_all()
 
 
 def _port(server: Server) -> int:

@@ -22,20 +22,13 @@ from tests.support.wsclient import (
     close_code,
     connect,
     drop,
-    drop_all,
     follow,
     frame,
     frame_of,
     subscribe,
 )
 
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(autouse=True)
-async def _release_sockets():
-    yield
-    await drop_all()
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("release_raw_sockets")]
 
 
 SYMBOLS = ["AAPL", "MSFT"]

@@ -25,19 +25,12 @@ from tests.support.wsclient import (
     Recorder,
     close_code,
     connect,
-    drop_all,
     frame,
     frame_of,
     subscribe,
 )
 
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(autouse=True)
-async def _release_sockets():
-    yield
-    await drop_all()
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("release_raw_sockets")]
 
 
 def _status(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
