@@ -24,7 +24,7 @@ MIN_TS_MS = 946_684_800_000
 MAX_TS_MS = 4_102_444_800_000
 
 
-Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9.\-]{1,15}\Z")]
+Symbol = Annotated[str, msgspec.Meta(pattern=rf"^{SYMBOL_RE.pattern}\Z")]  # the same rule
 Price = Annotated[float, msgspec.Meta(gt=0.0)]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 Stamp = Annotated[int, msgspec.Meta(ge=MIN_TS_MS, le=MAX_TS_MS)]
@@ -55,16 +55,7 @@ class Tick(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     @property
     def extra(self) -> dict[str, float]:
         """The optional fields present (volume, bid, ask, open)."""
-        out = {}
-        for key, value in (
-            ("volume", self.volume),
-            ("bid", self.bid),
-            ("ask", self.ask),
-            ("open", self.open),
-        ):
-            if value is not None:
-                out[key] = value
-        return out
+        return {key: value for key in OPTIONAL_FIELDS if (value := getattr(self, key)) is not None}
 
     def as_dict(self) -> dict[str, object]:
         """Return the contract's JSON object for this tick."""
