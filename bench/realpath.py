@@ -26,7 +26,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,8 @@ from bench.load import Histogram, percentiles
 from bench.point import PointSpec, run_point, symbols
 from bench.scenarios import Log, Profile, _summary
 from bench.stacks import ROOT, STACKS
+from ticker.ops import emulator as runner
+from ticker.ops import procs as ops_procs
 
 PROJECT = "ticker-bench"
 
@@ -46,27 +47,20 @@ def start_emulator(logdir: Path, cpus: str) -> tuple[subprocess.Popen[bytes], st
     host = f"127.0.0.1:{port}"
     data_dir = logdir / f"emulator-{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        "gcloud",
-        "beta",
-        "emulators",
-        "pubsub",
-        "start",
-        f"--host-port={host}",
-        f"--project={PROJECT}",
-        f"--data-dir={data_dir}",
-    ]
+    cmd = runner.start_command(host, PROJECT, data_dir)
     proc = procs.start(cmd, cpus=cpus, log=logdir / "emulator.log")
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://{host}/", timeout=1) as resp:
-                if resp.read().strip() == b"Ok":
-                    return proc, host
-        except OSError:
-            time.sleep(0.3)
-    procs.stop(proc)
-    raise RuntimeError(f"the Pub/Sub emulator did not answer on {host}")
+    try:
+        ops_procs.wait_ready(
+            proc,
+            lambda: runner.answers(host),
+            within=90,
+            what="the emulator answering",
+            every=0.3,
+        )
+    except (RuntimeError, TimeoutError):
+        procs.stop(proc)
+        raise RuntimeError(f"the Pub/Sub emulator did not answer on {host}") from None
+    return proc, host
 
 
 class RealPathHooks:

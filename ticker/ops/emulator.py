@@ -38,7 +38,16 @@ def emulator_available() -> bool:
     return (sdk_root / "platform" / "pubsub-emulator").is_dir()
 
 
-def _answers(host: str) -> bool:
+def start_command(host: str, project: str, data_dir: str | Path) -> list[str]:
+    """The command that starts the emulator on `host` (the benchmarks pin it with taskset)."""
+    return [
+        "gcloud", "beta", "emulators", "pubsub", "start",
+        f"--host-port={host}", f"--project={project}", f"--data-dir={data_dir}",
+    ]  # fmt: skip
+
+
+def answers(host: str) -> bool:
+    """Whether an emulator on `host` (host:port) is up: its root answers `Ok`."""
     try:
         with urllib.request.urlopen(f"http://{host}/", timeout=1) as resp:
             return bool(resp.read().strip() == b"Ok")
@@ -61,15 +70,12 @@ class Emulator:
         """Start the emulator and wait until it answers; raise RuntimeError with its log if not."""
         if self.running:
             return
-        cmd = [
-            "gcloud", "beta", "emulators", "pubsub", "start",
-            f"--host-port={self.host}", f"--project={self.project}", f"--data-dir={self._data_dir}",
-        ]  # fmt: skip
+        cmd = start_command(self.host, self.project, self._data_dir)
         self._proc = procs.start(cmd, log=self._log_path)
         try:
             procs.wait_ready(
                 self._proc,
-                lambda: _answers(self.host),
+                lambda: answers(self.host),
                 within=START_TIMEOUT,
                 what="the emulator answering",
                 every=0.2,
