@@ -45,6 +45,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="extra environment for the servers (e.g. TICKER_FLUSH_INTERVAL=0.01)",
     )
+    parser.add_argument(
+        "--point",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this point of scenario C (repeatable; e.g. --point 20k; "
+        "default: all of the profile's)",
+    )
+    parser.add_argument(
+        "--pipeline-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="scenario C: run the publisher, emulator and load client at CPU priority N (1-19; "
+        "the server and the hop stay at 0), as if the server had cores of its own",
+    )
     parser.add_argument("--out", type=Path, default=report.RESULTS, help="results directory")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     return parser.parse_args(argv)
@@ -65,6 +81,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     env = dict(kv.split("=", 1) for kv in args.env)
+    if not 0 <= args.pipeline_nice <= 19:
+        print(f"--pipeline-nice must be 0..19, got {args.pipeline_nice}", file=sys.stderr)
+        return 2
+    if args.point:
+        from bench.realpath import C_POINTS
+
+        known = [name for name, *_ in C_POINTS]
+        wrong = [p for p in args.point if p not in known]
+        if wrong:
+            print(f"unknown C point(s): {wrong}; known: {known}", file=sys.stderr)
+            return 2
     _raise_nofile()
     logdir = Path(tempfile.mkdtemp(prefix="ticker-bench-"))
     started = time.monotonic()
@@ -93,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         from bench.realpath import scenario_c
 
         try:
-            sc["C"] = scenario_c(profile, logdir, log, env=env)
+            sc["C"] = scenario_c(
+                profile, logdir, log, env=env, only=args.point, pipeline_nice=args.pipeline_nice
+            )
         except (RuntimeError, TimeoutError) as exc:
             log(f"scenario C skipped: {exc}")
     if "D" in args.scenarios:

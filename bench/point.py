@@ -11,7 +11,9 @@ cannot push it over 100 %. Server CPU and memory come from /proc over the same w
 from __future__ import annotations
 
 import os
+import re
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ class PointSpec:
     server_cpus: str | None = "0"
     load_cpus: str | None = "1"
     load_processes: int = 1
+    load_nice: int = 0  # CPU priority of the load client (scenario C's --pipeline-nice)
     warmup: float = 1.5
     window: float = 4.0
     grace: float = 1.0
@@ -90,6 +93,7 @@ def run_point(spec: PointSpec, logdir: Path, hooks: Any = None) -> dict[str, Any
                 spec.load_processes,
                 spec.load_cpus,
                 connect_timeout=30 + spec.clients / 400,
+                nice=spec.load_nice,
             ),
             log,
         )
@@ -106,9 +110,13 @@ def run_point(spec: PointSpec, logdir: Path, hooks: Any = None) -> dict[str, Any
         _sleep_until(t0)
         cpu0 = procs.cpu_times(pids)
         split0 = procs.thread_cpu(server.pid)
+        wait0 = procs.run_queue_wait(server.pid)
+        sends0 = _send_latency(port)
         _sleep_until(t1)
         cpu1 = procs.cpu_times(pids)
         split1 = procs.thread_cpu(server.pid)
+        wait1 = procs.run_queue_wait(server.pid)
+        sends1 = _send_latency(port)
         rss_loaded = procs.rss_bytes(pids)
         summed, hist = load.results(spec.grace + 30)
         extra = hooks.results() if hooks is not None else {}
@@ -121,8 +129,41 @@ def run_point(spec: PointSpec, logdir: Path, hooks: Any = None) -> dict[str, Any
     split = {
         "loop_cpu_s": round(split1[0] - split0[0], 3),
         "threads_cpu_s": round(split1[1] - split0[1], 3),
+        "loop_wait_s": round(wait1 - wait0, 3),  # runnable, waiting for a CPU
     }
+    split |= _send_percentiles(sends0, sends1)
     return point | {"server_sys_share": round(system / max(user + system, 1e-9), 3)} | split | extra
+
+
+_BUCKET = re.compile(r'^ticker_publish_to_send_latency_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.M)
+
+
+def _send_latency(port: int) -> list[tuple[float, float]]:
+    """The ticker's own publish-to-send histogram from /metrics (cumulative `(le_s, count)`),
+    or [] for a stack without it. Read at both ends of the window: the difference says how long
+    the server took to write, apart from the kernel and the load client."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as answer:
+            text = answer.read().decode()
+    except (OSError, ValueError):
+        return []
+    return [(float(le), float(n)) for le, n in _BUCKET.findall(text)]
+
+
+def _send_percentiles(
+    before: list[tuple[float, float]], after: list[tuple[float, float]]
+) -> dict[str, float | None]:
+    """p50/p99 (ms, the upper bound of the bucket that holds them) of the server's sends in the
+    window: one sample per frame, its oldest tick's age (so the frame's worst)."""
+    if not before or len(before) != len(after):
+        return {}
+    counts = [(le, a - b) for (le, b), (_, a) in zip(before, after, strict=True)]
+    total = counts[-1][1]
+    out: dict[str, float | None] = {"server_send_frames": total}
+    for name, q in (("server_send_p50", 0.5), ("server_send_p99", 0.99)):
+        bound = next((le for le, n in counts if n >= q * total), None) if total else None
+        out[name] = None if bound is None else (bound * 1000 if bound != float("inf") else None)
+    return out
 
 
 def _sleep_until(t: float) -> None:

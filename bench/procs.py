@@ -48,11 +48,17 @@ def start(
     stdin: int | None = subprocess.DEVNULL,
     stdout: int | None = None,
     cwd: Path | None = None,
+    nice: int = 0,
 ) -> subprocess.Popen[bytes]:
-    """Start `cmd` pinned to `cpus` (taskset execs it, so the pid is the command's)."""
+    """Start `cmd` pinned to `cpus` (taskset execs it, so the pid is the command's).
+
+    `nice`: the CPU priority of the process's own session. Every process started here leads a
+    session of its own, and Linux schedules sessions as groups (autogroup) fairly against each
+    other whatever their processes' `nice`; so the group's nice (/proc/<pid>/autogroup) is set.
+    """
     argv = ["taskset", "-c", cpus, *cmd] if cpus else list(cmd)
     quiet = subprocess.DEVNULL if log is None else None  # no log: output goes nowhere
-    return ops.start(
+    proc = ops.start(
         argv,
         env={**os.environ, **(env or {})},
         cwd=cwd,
@@ -61,6 +67,18 @@ def start(
         stdout=stdout if stdout is not None else quiet,
         stderr=quiet,
     )
+    if nice:
+        set_group_nice(proc.pid, nice)
+    return proc
+
+
+def set_group_nice(pid: int, nice: int) -> None:
+    """Give `pid`'s session (its autogroup: it and its children) the CPU priority `nice`."""
+    with contextlib.suppress(OSError):  # no autogroup on this kernel: plain nice instead
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
+        return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
@@ -116,6 +134,19 @@ def thread_cpu(pid: int) -> tuple[float, float]:
                 else:
                     others += used
     return main / CLK_TCK, others / CLK_TCK
+
+
+def run_queue_wait(pid: int) -> float:
+    """Seconds the process's main thread (the server's event loop) has spent runnable but
+    waiting for a CPU, from /proc/<pid>/task/<pid>/schedstat (0.0 where the kernel has none).
+
+    Why: on a shared machine a loop that is ready to run but waits for a core delays every
+    frame; CPU time alone does not show it.
+    """
+    try:
+        return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def rss_bytes(pids: Sequence[int]) -> int:

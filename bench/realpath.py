@@ -41,14 +41,14 @@ from ticker.ops import procs as ops_procs
 PROJECT = "ticker-bench"
 
 
-def start_emulator(logdir: Path, cpus: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_emulator(logdir: Path, cpus: str, nice: int = 0) -> tuple[subprocess.Popen[bytes], str]:
     """Start the real emulator on a free port; return it and its host:port once it answers."""
     port = procs.free_port()
     host = f"127.0.0.1:{port}"
     data_dir = logdir / f"emulator-{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
     cmd = runner.start_command(host, PROJECT, data_dir)
-    proc = procs.start(cmd, cpus=cpus, log=logdir / "emulator.log")
+    proc = procs.start(cmd, cpus=cpus, log=logdir / "emulator.log", nice=nice)
     try:
         ops_procs.wait_ready(
             proc,
@@ -75,6 +75,7 @@ class RealPathHooks:
         logdir: Path,
         cpus: str,
         pack_ms: float = 10.0,
+        nice: int = 0,
     ) -> None:
         self.env = {
             "PUBSUB_EMULATOR_HOST": host,
@@ -82,7 +83,7 @@ class RealPathHooks:
             "PYTHONPATH": str(ROOT),
         }
         self.topic, self.syms, self.rate, self.pack_ms = topic, syms, rate, pack_ms
-        self.logdir, self.cpus = logdir, cpus
+        self.logdir, self.cpus, self.nice = logdir, cpus, nice  # nice: the publisher's
         self.hop: subprocess.Popen[bytes] | None = None
         self.publisher: subprocess.Popen[bytes] | None = None
         self.emulator_pid: int | None = None  # its CPU is read over the window too
@@ -138,6 +139,7 @@ class RealPathHooks:
             cpus=None,
             env=self.env,
             log=log,
+            nice=self.nice,
         )
 
     def measure(self, t0: float, t1: float, grace: float) -> None:
@@ -198,32 +200,54 @@ C_PER = 5
 
 
 def scenario_c(
-    profile: Profile, logdir: Path, log: Log, load_cpus: str = "1", **kw: Any
+    profile: Profile,
+    logdir: Path,
+    log: Log,
+    load_cpus: str = "1",
+    only: list[str] | None = None,
+    pipeline_nice: int = 0,
+    **kw: Any,
 ) -> dict[str, Any]:
-    """Every point of C on one emulator; returns {"points": [...]}."""
+    """Every point of C (or those named in `only`) on one emulator; returns {"points": [...]}.
+
+    `pipeline_nice` > 0 runs the publisher, the emulator and the load client at that lower CPU
+    priority, the server and the hop at the normal one: closer to production, where an
+    instance has its own cores, and no flattery (the hop still competes as an equal, and the
+    load client's own delays still count against the server).
+    """
+    known = [name for name, *_ in C_POINTS]
+    unknown = [name for name in only or () if name not in known]
+    if unknown:
+        raise ValueError(f"unknown C point(s) {unknown}; known: {known}")
     # Pinned to one core beside the publisher and the load, the JVM fell seconds behind at
     # 500 msg/s (hop p99 1.4 s); on both cores it answers in tens of ms. So it floats.
-    emulator, host = start_emulator(logdir, "0,1")
+    emulator, host = start_emulator(logdir, "0,1", pipeline_nice)
     env_extra = kw.pop("env", {})
     points = []
     try:
         for name, rate, pack_ms, with_clients in C_POINTS:
-            if profile.name == "quick" and name not in ("1k", "20k"):
+            if only and name not in only:
+                continue
+            if not only and profile.name == "quick" and name not in ("1k", "20k"):
                 continue
             extra = dict(env_extra)
             if "uvloop" in name:
                 extra["TICKER_EVENT_LOOP"] = "uvloop"
             point = _c_point(
                 profile, logdir, host, emulator.pid, rate, pack_ms, with_clients, load_cpus,
-                extra, kw,
+                extra, kw, pipeline_nice,
             )  # fmt: skip
+            point["pipeline_nice"] = pipeline_nice
             point["name"] = name
             points.append(point)
             log(
                 f"C {name}: " + _summary(point) + f" hop p50={point['hop_p50']} "
                 f"p99={point['hop_p99']} added p99={point.get('added_p99')} "
+                f"server send p50/p99 <= {point.get('server_send_p50')}/"
+                f"{point.get('server_send_p99')} ms "
                 f"cpu/1k ingested={point.get('cpu_ms_per_1000_ingested')} ms "
                 f"(loop {point.get('loop_ms_per_1000_ingested')}, "
+                f"loop waited for a CPU {point.get('loop_wait_s')} s, "
                 f"threads {point.get('threads_ms_per_1000_ingested')}) "
                 f"msgs/s={point.get('messages_per_s')} billed B/tick={point.get('billed_per_tick')}"
             )
@@ -243,6 +267,7 @@ def _c_point(
     load_cpus: str,
     env_extra: dict[str, str],
     kw: dict[str, Any],
+    nice: int = 0,
 ) -> dict[str, Any]:
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     syms = symbols(C_SYMBOLS)
@@ -267,9 +292,10 @@ def _c_point(
         external_feed=True,
         server_cpus=None,  # pinned to one core, its Pub/Sub threads lagged seconds behind
         load_cpus=load_cpus,
+        load_nice=nice,
         **kw,
     )
-    hooks = RealPathHooks(host, topic, syms, rate, logdir, load_cpus, pack_ms)
+    hooks = RealPathHooks(host, topic, syms, rate, logdir, load_cpus, pack_ms, nice)
     hooks.emulator_pid = emulator_pid
     point = run_point(spec, logdir, hooks)
     point["pack_ms"] = pack_ms
