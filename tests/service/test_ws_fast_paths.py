@@ -97,6 +97,47 @@ async def test_direct_writes_batches_and_fallbacks_keep_every_tick_in_order():
             assert session.frames_sent < 150
 
 
+async def _frame(ws: Any) -> tuple[float, list[int]]:
+    """The next ticks frame: when it arrived (time.monotonic) and its seqs."""
+    async with asyncio.timeout(timeout(5.0)):
+        while True:
+            frame = orjson.loads(await ws.recv())
+            if frame["type"] == "ticks":
+                return time.monotonic(), [t["seq"] for t in frame["ticks"]]
+
+
+async def test_a_busy_client_gets_one_frame_per_instant_written_by_the_sweep():
+    interval = 0.05  # the flush floor: every frame at least this far apart for one client
+    async with (
+        hypercorn_serving(TICKER_FLUSH_INTERVAL=str(interval)) as (host, runtime),
+        connect(f"ws://{host}/ws", origin=Origin(f"http://{host}")) as ws,
+    ):
+        await ws.send(orjson.dumps({"op": "subscribe", "symbols": ["NVDA"]}).decode())
+        await ws.recv()
+        (session,) = runtime.hub.sessions()
+        await direct_writer_attached(session)
+        await eventually(lambda: session.writer_idle, within=3.0, what="the writer idle")
+        await eventually(
+            lambda: time.monotonic() - session.last_frame_at > interval,
+            within=3.0,
+            what="an interval since the last frame",
+        )
+        runtime.hub.ingest(tick("NVDA", seq=1))  # idle for an interval: written at once
+        first_at, first = await _frame(ws)
+        for seq in (2, 3, 4):  # too soon after it: these wait for the clock's next instant
+            runtime.hub.ingest(tick("NVDA", seq=seq))
+        second_at, second = await _frame(ws)
+        swept = runtime.flush.swept
+        for seq in (5, 6):  # the writer rests on: the sweep writes these, the task sleeps
+            runtime.hub.ingest(tick("NVDA", seq=seq))
+        third_at, third = await _frame(ws)
+        assert (first, second, third) == ([1], [2, 3, 4], [5, 6])
+        assert second_at - first_at >= interval * 0.8  # before: sent at once by the woken writer
+        assert third_at - second_at >= interval * 0.8
+        assert runtime.flush.swept > swept
+        assert not session.writer_idle  # still resting with the clock, not woken for frames
+
+
 async def test_a_quiet_client_gets_one_frame_per_tick_through_the_direct_path():
     async with (
         hypercorn_serving() as (host, runtime),

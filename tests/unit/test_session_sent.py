@@ -66,3 +66,21 @@ async def test_a_refused_direct_write_queues_the_tick_and_counts_nothing() -> No
 def test_the_transport_names_have_one_source() -> None:
     names: tuple[Transport, ...] = ("websocket", "sse", "longpoll")
     assert names == TRANSPORTS
+
+
+def test_take_ticks_takes_only_when_ticks_are_all_there_is_to_send() -> None:
+    session = _session()
+    assert session.take_ticks() is None  # nothing pending
+    session.offer("AAPL", 1, '{"seq":1}', 1_000)
+    session.offer("AAPL", 2, '{"seq":2}', 1_005)
+    session.push_control('{"type":"heartbeat"}')
+    assert session.take_ticks() is None  # a control frame: the writer's, and in front
+    assert session.has_pending()
+    session.take_now()
+    session.offer("AAPL", 3, '{"seq":3}', 1_010)
+    session.offer("AAPL", 4, '{"seq":4}', 1_020)
+    assert session.take_ticks() == (['{"seq":3}', '{"seq":4}'], 1_010)  # oldest ts: the worst
+    assert not session.has_pending()
+    session.offer("AAPL", 5, '{"seq":5}', 1_030)
+    session.close_code = 1012  # a close asked: the writer sends the rest, then closes
+    assert session.take_ticks() is None

@@ -30,6 +30,49 @@ async def test_a_cancelled_writer_does_not_wake_or_break_the_others():
     assert doomed.cancelled()
 
 
+async def test_a_sweep_that_writes_keeps_its_writer_asleep_until_it_cannot():
+    clock = FlushClock(AdaptiveFlush(floor=0.01, ceiling=0.01))
+    answers = [True, True, False]  # two instants written for the writer, then nothing pending
+    calls: list[bool] = []
+
+    def sweep() -> bool:
+        calls.append(answers[len(calls)])
+        return calls[-1]
+
+    async with asyncio.timeout(timeout(1.0)):
+        await clock.rest(sweep)
+    assert calls == [True, True, False]  # woken at the third instant, not before
+    assert clock.swept == 2
+    assert clock._timer is None  # nobody rests: no timer left behind
+
+
+async def test_a_failing_sweep_raises_in_its_writer_and_spares_the_others():
+    clock = FlushClock(AdaptiveFlush(floor=0.01, ceiling=0.01))
+
+    def broken() -> bool:
+        raise ConnectionResetError("peer gone")
+
+    failing = asyncio.create_task(clock.rest(broken))
+    other = asyncio.create_task(clock.rest(lambda: False))
+    async with asyncio.timeout(timeout(1.0)):
+        results = await asyncio.gather(failing, other, return_exceptions=True)
+    assert isinstance(results[0], ConnectionResetError)
+    assert results[1] is None
+
+
+async def test_at_interval_zero_no_sweep_runs_and_every_writer_wakes():
+    clock = FlushClock(AdaptiveFlush(floor=0.0, ceiling=0.0))
+    calls: list[int] = []
+
+    def sweep() -> bool:
+        calls.append(1)
+        return True
+
+    async with asyncio.timeout(timeout(1.0)):
+        await clock.rest(sweep)
+    assert calls == []
+
+
 async def test_tuning_sets_the_gc_threshold_while_serving_and_restores_it():
     before = gc.get_threshold()
     tuning = ProcessTuning(AdaptiveFlush(ceiling=0.04), gc_threshold=12_345)

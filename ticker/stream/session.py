@@ -208,6 +208,16 @@ class Session:
         await self.wait_pending()
         return self.take_now()
 
+    def take_ticks(self) -> tuple[list[str], int] | None:
+        """Take the pending ticks (and their oldest `ts`) when ticks are all there is to send.
+
+        For a write that bypasses the writer (the flush clock's sweep): None when nothing is
+        pending, or something only the writer handles is (a control frame, a close).
+        """
+        if self._control or self.close_code is not None or not self.outbox:
+            return None
+        return self.outbox.take()
+
     def take_now(self) -> Batch:
         """Take whatever is pending without waiting (long polling answers)."""
         control, self._control = self._control, []

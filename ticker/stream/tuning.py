@@ -5,6 +5,12 @@ Rules:
   until the clock's next instant (at most `interval` away; no wait at all while the interval is
   0), then sends everything that gathered meanwhile as one frame. A shared instant instead of a
   timer per writer, and a writer that wakes to ticks already pending instead of waking twice.
+- A resting writer may leave a `Sweep` with the clock: at each instant the clock calls it first,
+  and while it writes the pending ticks itself (synchronously, returning True) the writer stays
+  asleep and rests on to the next instant. Only when it cannot (nothing pending: the writer goes
+  idle; a control frame, a close, a backed-up socket: the writer's own path) is the writer woken.
+  Why: a busy client costs one frame per instant, and waking its task for it (a future, a task
+  step, the writer's coroutine chain) cost about as much as the frame's write itself.
 - `ProcessTuning` is a `Service` of the runtime (`start()` when serving begins, `close()` at
   shutdown). Its sampler reads every `SAMPLE_PERIOD` the process's CPU time (all threads) and the
   loop thread's demand (time run + time waiting for a CPU, `loop_demand()`), and feeds the larger
@@ -22,10 +28,12 @@ import asyncio
 import contextlib
 import gc
 import time
+from collections.abc import Callable
 
 from ticker.core.flush import AdaptiveFlush
 
 SAMPLE_PERIOD = 0.1  # seconds
+Sweep = Callable[[], bool]  # writes what a resting writer has pending; False: wake the writer
 
 
 class FlushClock:
@@ -33,29 +41,49 @@ class FlushClock:
 
     def __init__(self, flush: AdaptiveFlush) -> None:
         self.flush = flush
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[tuple[asyncio.Future[None], Sweep | None]] = []
         self._timer: asyncio.TimerHandle | None = None
+        self.swept = 0  # frames written by sweeps (writers not woken for them)
 
     @property
     def interval(self) -> float:
         """Seconds a writer rests after a frame (0: it does not rest)."""
         return self.flush.interval
 
-    async def rest(self) -> None:
-        """Wait for the clock's next instant (at most `interval` from now)."""
+    async def rest(self, sweep: Sweep | None = None) -> None:
+        """Wait for an instant at which `sweep` (if any) could not write for the writer.
+
+        Without a sweep: the clock's next instant (at most `interval` from now).
+        """
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
+        self._waiters.append((waiter, sweep))
         if self._timer is None:
             self._timer = loop.call_later(self.flush.interval, self._fire)
         await waiter  # a cancelled writer cancels only its own waiter
 
     def _fire(self) -> None:
         self._timer = None
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        entries, self._waiters = self._waiters, []
+        resting = self.flush.interval > 0  # at 0 no writer rests: wake them all
+        kept = 0
+        for entry in entries:
+            waiter, sweep = entry
+            if waiter.done():
+                continue
+            try:
+                if resting and sweep is not None and sweep():
+                    self._waiters.append(entry)
+                    kept += 1
+                    continue
+            except Exception as exc:  # the writer's to handle: it awaits this waiter
+                waiter.set_exception(exc)
+                continue
+            waiter.set_result(None)
+        self.swept += kept
+        if self._waiters and self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.flush.interval, self._fire)
 
 
 class ProcessTuning:

@@ -201,10 +201,23 @@ async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
     flush = runtime.flush  # under load, rest up to flush.interval after a frame: fewer frames
     send = wsfast.text_sender()
     sock = wsfast.SocketWriter.for_current(deflate=runtime.settings.ws_deflate)
+    sweep = None
     if sock is not None:
         session.direct = wsfast.direct_writer(session, sock, _TICK_FRAMES, flush)
+        sweep = wsfast.sweeper(session, sock, lambda: peer.closing)
     while True:
-        batch = await session.next_batch()
+        await session.wait_pending()
+        if (
+            flush.interval
+            and session.close_code is None
+            and time.monotonic() - session.last_frame_at < flush.interval
+        ):
+            # Woken less than an interval after the last frame (the direct write declined):
+            # rest first, so a busy client's ticks gather instead of going out one by one.
+            await flush.rest(sweep)
+            if not session.has_pending():
+                continue  # the sweeps took it all, then found nothing: idle again
+        batch = session.take_now()
         frames = batch.frames()
         for text in frames:
             if peer.closing:
@@ -217,4 +230,6 @@ async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
             await _close(peer, session.close_code, "reconnect")
             return
         if flush.interval:
-            await flush.rest()  # let more gather: about one frame per interval for a busy client
+            # Let more gather: about one frame per interval for a busy client, written by the
+            # clock's sweep while this task sleeps on; woken when it is idle or has other work.
+            await flush.rest(sweep)

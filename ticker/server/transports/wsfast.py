@@ -210,6 +210,30 @@ class SocketWriter:
         return self.write_frame(text_frame(text.encode()))
 
 
+def sweeper(
+    session: Session, socket: SocketWriter, closing: Callable[[], bool]
+) -> Callable[[], bool]:
+    """The writer's `Sweep` for the flush clock: the pending ticks as one frame, written now.
+
+    False (nothing taken) while the connection is closing, the socket is backed up, or there is
+    anything but ticks to send: the writer then wakes and takes its own path.
+    """
+    outbox = session.outbox
+
+    def sweep() -> bool:
+        if not outbox or closing() or not socket.ready():
+            return False
+        taken = session.take_ticks()
+        if taken is None:
+            return False
+        ticks, oldest = taken
+        socket.transport.write(text_frame(ticks_frame(ticks).encode()))
+        session.sent(1, len(ticks), oldest)
+        return True
+
+    return sweep
+
+
 def direct_writer(
     session: Session, socket: SocketWriter, frames: TickFrames, flush: FlushClock
 ) -> Direct:
