@@ -111,12 +111,12 @@ def run_point(spec: PointSpec, logdir: Path, hooks: Any = None) -> dict[str, Any
         cpu0 = procs.cpu_times(pids)
         split0 = procs.thread_cpu(server.pid)
         wait0 = procs.run_queue_wait(server.pid)
-        sends0 = _send_latency(port)
+        sends0 = _send_record(port)
         _sleep_until(t1)
         cpu1 = procs.cpu_times(pids)
         split1 = procs.thread_cpu(server.pid)
         wait1 = procs.run_queue_wait(server.pid)
-        sends1 = _send_latency(port)
+        sends1 = _send_record(port)
         rss_loaded = procs.rss_bytes(pids)
         summed, hist = load.results(spec.grace + 30)
         extra = hooks.results() if hooks is not None else {}
@@ -131,38 +131,57 @@ def run_point(spec: PointSpec, logdir: Path, hooks: Any = None) -> dict[str, Any
         "threads_cpu_s": round(split1[1] - split0[1], 3),
         "loop_wait_s": round(wait1 - wait0, 3),  # runnable, waiting for a CPU
     }
-    split |= _send_percentiles(sends0, sends1)
+    split |= _send_figures(sends0, sends1)
     return point | {"server_sys_share": round(system / max(user + system, 1e-9), 3)} | split | extra
 
 
 _BUCKET = re.compile(r'^ticker_publish_to_send_latency_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.M)
+_WS_COUNTER = re.compile(
+    r'^ticker_(frames_sent|direct_writes)_total\{transport="websocket"\} (\S+)$', re.M
+)
 
 
-def _send_latency(port: int) -> list[tuple[float, float]]:
-    """The ticker's own publish-to-send histogram from /metrics (cumulative `(le_s, count)`),
-    or [] for a stack without it. Read at both ends of the window: the difference says how long
-    the server took to write, apart from the kernel and the load client."""
+@dataclass(frozen=True)
+class SendRecord:
+    """The ticker's own account of its sends, from /metrics: the publish-to-send histogram
+    (cumulative `(le_s, count)`) and the WebSocket frames, of which direct writes."""
+
+    buckets: list[tuple[float, float]]
+    frames: float = 0.0
+    direct: float = 0.0
+
+
+def _send_record(port: int) -> SendRecord | None:
+    """Read at both ends of the window (None for a stack without /metrics): the difference
+    says how long the server took to write, apart from the kernel and the load client."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as answer:
             text = answer.read().decode()
     except (OSError, ValueError):
-        return []
-    return [(float(le), float(n)) for le, n in _BUCKET.findall(text)]
+        return None
+    buckets = [(float(le), float(n)) for le, n in _BUCKET.findall(text)]
+    if not buckets:
+        return None
+    counters = {name: float(n) for name, n in _WS_COUNTER.findall(text)}
+    return SendRecord(buckets, counters.get("frames_sent", 0.0), counters.get("direct_writes", 0.0))
 
 
-def _send_percentiles(
-    before: list[tuple[float, float]], after: list[tuple[float, float]]
-) -> dict[str, float | None]:
+def _send_figures(before: SendRecord | None, after: SendRecord | None) -> dict[str, Any]:
     """p50/p99 (ms, the upper bound of the bucket that holds them) of the server's sends in the
-    window: one sample per frame, its oldest tick's age (so the frame's worst)."""
-    if not before or len(before) != len(after):
+    window, one sample per frame (its oldest tick's age: the frame's worst); and the share of
+    WebSocket frames that were direct writes (one tick, written from the ingest)."""
+    if before is None or after is None or len(before.buckets) != len(after.buckets):
         return {}
-    counts = [(le, a - b) for (le, b), (_, a) in zip(before, after, strict=True)]
+    counts = [(le, a - b) for (le, b), (_, a) in zip(before.buckets, after.buckets, strict=True)]
     total = counts[-1][1]
-    out: dict[str, float | None] = {"server_send_frames": total}
+    frames = after.frames - before.frames
+    out: dict[str, Any] = {
+        "server_send_frames": total,
+        "direct_share": round((after.direct - before.direct) / frames, 3) if frames else None,
+    }
     for name, q in (("server_send_p50", 0.5), ("server_send_p99", 0.99)):
         bound = next((le for le, n in counts if n >= q * total), None) if total else None
-        out[name] = None if bound is None else (bound * 1000 if bound != float("inf") else None)
+        out[name] = None if bound is None or bound == float("inf") else bound * 1000
     return out
 
 

@@ -244,7 +244,7 @@ def scenario_c(
                 f"C {name}: " + _summary(point) + f" hop p50={point['hop_p50']} "
                 f"p99={point['hop_p99']} added p99={point.get('added_p99')} "
                 f"server send p50/p99 <= {point.get('server_send_p50')}/"
-                f"{point.get('server_send_p99')} ms "
+                f"{point.get('server_send_p99')} ms direct={point.get('direct_share')} "
                 f"cpu/1k ingested={point.get('cpu_ms_per_1000_ingested')} ms "
                 f"(loop {point.get('loop_ms_per_1000_ingested')}, "
                 f"loop waited for a CPU {point.get('loop_wait_s')} s, "
