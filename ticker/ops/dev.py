@@ -67,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.emulator_only and not use_emulator:
         print("dev: the Pub/Sub emulator is not installed (gcloud + java)", file=sys.stderr)
         return 1
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGINT, _stop_requested)
+    signal.signal(signal.SIGTERM, _stop_requested)
     try:
         with _maybe_emulator(use_emulator) as emulator:
             if args.emulator_only:
@@ -78,6 +79,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args, emulator)
     except KeyboardInterrupt:
         return 0
+
+
+def _stop_requested(signum: int, _frame: object) -> None:
+    """The first Ctrl-C or SIGTERM stops everything; later ones are ignored until that is done.
+
+    Why: a terminal's SIGTERM reaches both make and dev, and GNU make passes its own on, so dev
+    gets two; a second KeyboardInterrupt inside the cleanup skipped the children not yet stopped
+    and left the server running. Every stop is bounded (SIGKILL after its grace), so ignoring
+    cannot hang.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print(f"dev: {signal.Signals(signum).name}: stopping everything it started", file=sys.stderr)
+    raise KeyboardInterrupt
 
 
 def _wait_forever(*procs: subprocess.Popen[bytes]) -> None:
