@@ -50,6 +50,11 @@ class FlushClock:
         """Seconds a writer rests after a frame (0: it does not rest)."""
         return self.flush.interval
 
+    def too_soon(self, last_frame_at: float, now: float) -> bool:
+        """Whether a client whose last frame went out at `last_frame_at` (time.monotonic) must
+        wait for the next instant: the one rule behind the direct write and the woken writer."""
+        return now - last_frame_at < self.flush.interval
+
     async def rest(self, sweep: Sweep | None = None) -> None:
         """Wait for an instant at which `sweep` (if any) could not write for the writer.
 

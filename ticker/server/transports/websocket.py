@@ -207,11 +207,7 @@ async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
         sweep = wsfast.sweeper(session, sock, lambda: peer.closing)
     while True:
         await session.wait_pending()
-        if (
-            flush.interval
-            and session.close_code is None
-            and time.monotonic() - session.last_frame_at < flush.interval
-        ):
+        if session.close_code is None and flush.too_soon(session.last_frame_at, time.monotonic()):
             # Woken less than an interval after the last frame (the direct write declined):
             # rest first, so a busy client's ticks gather instead of going out one by one.
             await flush.rest(sweep)

@@ -246,7 +246,7 @@ def direct_writer(
 
     def direct(encoded: str) -> float:
         now = time.monotonic()
-        if now - session.last_frame_at < flush.interval or not socket.write_frame(
+        if flush.too_soon(session.last_frame_at, now) or not socket.write_frame(
             frames.frame(encoded)
         ):
             return 0.0
