@@ -85,12 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--pipeline-nice must be 0..19, got {args.pipeline_nice}", file=sys.stderr)
         return 2
     if args.point:
-        from bench.realpath import C_POINTS
+        from bench.realpath import C_POINT_NAMES
 
-        known = [name for name, *_ in C_POINTS]
-        wrong = [p for p in args.point if p not in known]
+        wrong = [p for p in args.point if p not in C_POINT_NAMES]
         if wrong:
-            print(f"unknown C point(s): {wrong}; known: {known}", file=sys.stderr)
+            print(f"unknown C point(s): {wrong}; known: {list(C_POINT_NAMES)}", file=sys.stderr)
             return 2
     _raise_nofile()
     logdir = Path(tempfile.mkdtemp(prefix="ticker-bench-"))
