@@ -21,6 +21,7 @@ from websockets.typing import Origin
 from tests.conftest import tick
 from tests.service.streams import BASE_ENV
 from tests.support.timing import eventually, timeout
+from tests.support.wsclient import frame_of
 from ticker.app import create_app
 from ticker.broker.memory import InMemoryBroker
 from ticker.ops.procs import free_port
@@ -99,11 +100,8 @@ async def test_direct_writes_batches_and_fallbacks_keep_every_tick_in_order():
 
 async def _frame(ws: Any) -> tuple[float, list[int]]:
     """The next ticks frame: when it arrived (time.monotonic) and its seqs."""
-    async with asyncio.timeout(timeout(5.0)):
-        while True:
-            frame = orjson.loads(await ws.recv())
-            if frame["type"] == "ticks":
-                return time.monotonic(), [t["seq"] for t in frame["ticks"]]
+    frame = await frame_of(ws, "ticks", timeout(5.0))
+    return time.monotonic(), [t["seq"] for t in frame["ticks"]]
 
 
 async def test_a_busy_client_gets_one_frame_per_instant_written_by_the_sweep():
