@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import gc
+
 from tests.conftest import FakeClock, tick
 from ticker.core.book import LatestBook
 from ticker.core.codec import encode_tick
@@ -90,3 +92,25 @@ def test_history_total_bound_drops_the_globally_oldest_first_and_keeps_each_newe
     for seq in (6, 7, 8, 9):
         ring.append(tick("MSFT", seq), "m")  # AAPL's old order entries age out harmlessly
     assert len(ring) == 4
+
+
+def test_holding_ticks_leaves_the_gc_young_generation_alone(clock):
+    # The history holds every accepted tick for a while; were its entries GC-tracked, each one
+    # would count toward the next young collection (at 20,000 ticks/s, one every ~0.7 s).
+    ring = RecentTicks(1000, 60.0, clock, max_total=100_000)
+    made = [tick(f"S{i % 10}", i // 10) for i in range(5000)]
+    encoded = [encode_tick(t) for t in made]
+    gc.collect()
+    gc.disable()
+    try:
+        before = gc.get_count()[0]
+        for t, e in zip(made, encoded, strict=True):
+            ring.append(t, e)
+        grown = gc.get_count()[0] - before
+    finally:
+        gc.enable()
+    assert grown < 100  # not one tracked object per tick
+    held = zip(made, encoded, strict=True)
+    assert ring.since("S3", 10) == [
+        (t.seq, t.ts, e) for t, e in held if t.symbol == "S3" and t.seq > 10
+    ]
