@@ -115,6 +115,7 @@ class Runtime:
         if decoded.packed:
             counters.packed_in += 1
         hub.ingest_many(decoded.ticks)
+        self.flush.ingested()  # the next flush instant right after this batch of messages
         if decoded.problems:
             self._count_malformed(decoded.whole, decoded.problems)
 

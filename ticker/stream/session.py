@@ -208,6 +208,11 @@ class Session:
         await self.wait_pending()
         return self.take_now()
 
+    def only_ticks(self) -> bool:
+        """Whether ticks are all this session can have to send: no control frame, no close, no
+        max_rate symbol (a held tick falls due without a new offer, so its writer must watch)."""
+        return not self._control and self.close_code is None and not self.outbox.paced
+
     def take_ticks(self) -> tuple[list[str], int] | None:
         """Take the pending ticks (and their oldest `ts`) when ticks are all there is to send.
 

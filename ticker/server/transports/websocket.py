@@ -204,7 +204,7 @@ async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
     sweep = None
     if sock is not None:
         session.direct = wsfast.direct_writer(session, sock, _TICK_FRAMES, flush)
-        sweep = wsfast.sweeper(session, sock, lambda: peer.closing)
+        sweep = wsfast.sweeper(session, sock, lambda: peer.closing, flush)
     while True:
         await session.wait_pending()
         if session.close_code is None and flush.too_soon(session.last_frame_at, time.monotonic()):

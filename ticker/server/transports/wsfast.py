@@ -45,7 +45,7 @@ from wsproto.connection import ConnectionState
 from ticker.core.codec import ticks_frame
 from ticker.server.transports.internals import Expect, params, problems, source
 from ticker.stream.session import Session
-from ticker.stream.tuning import FlushClock
+from ticker.stream.tuning import WAIT, WAKE, WROTE, FlushClock, Sweep
 
 AsgiSend = Callable[[dict[str, object]], Awaitable[None]]
 Direct = Callable[[str], float]
@@ -211,25 +211,30 @@ class SocketWriter:
 
 
 def sweeper(
-    session: Session, socket: SocketWriter, closing: Callable[[], bool]
-) -> Callable[[], bool]:
+    session: Session, socket: SocketWriter, closing: Callable[[], bool], flush: FlushClock
+) -> Sweep:
     """The writer's `Sweep` for the flush clock: the pending ticks as one frame, written now.
 
-    False (nothing taken) while the connection is closing, the socket is backed up, or there is
-    anything but ticks to send: the writer then wakes and takes its own path.
+    `WAIT` when a busy client has nothing pending this instant; `WAKE` while the connection is
+    closing, the socket is backed up, there is anything but ticks to send, or the client went
+    quiet: the writer then wakes and takes its own path.
     """
     outbox = session.outbox
 
-    def sweep() -> bool:
-        if not outbox or closing() or not socket.ready():
-            return False
+    def sweep() -> int:
+        if not outbox:
+            if session.only_ticks() and flush.still_busy(session.last_frame_at, time.monotonic()):
+                return WAIT
+            return WAKE
+        if closing() or not socket.ready():
+            return WAKE
         taken = session.take_ticks()
         if taken is None:
-            return False
+            return WAKE
         ticks, oldest = taken
         socket.transport.write(text_frame(ticks_frame(ticks).encode()))
         session.sent(1, len(ticks), oldest)
-        return True
+        return WROTE
 
     return sweep
 
