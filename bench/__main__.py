@@ -61,6 +61,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="scenario C: run the publisher, emulator and load client at CPU priority N (1-19; "
         "the server and the hop stay at 0), as if the server had cores of its own",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="scenario C: run its points N times, round-robin, and report each figure's median "
+        "(and the range of added p99); a single run's p99 varies 2-3x on a shared machine",
+    )
     parser.add_argument("--out", type=Path, default=report.RESULTS, help="results directory")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     return parser.parse_args(argv)
@@ -83,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(kv.split("=", 1) for kv in args.env)
     if not 0 <= args.pipeline_nice <= 19:
         print(f"--pipeline-nice must be 0..19, got {args.pipeline_nice}", file=sys.stderr)
+        return 2
+    if not 1 <= args.repeat <= 20:
+        print(f"--repeat must be 1..20, got {args.repeat}", file=sys.stderr)
         return 2
     if args.point:
         from bench.realpath import C_POINT_NAMES
@@ -120,7 +131,13 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             sc["C"] = scenario_c(
-                profile, logdir, log, env=env, only=args.point, pipeline_nice=args.pipeline_nice
+                profile,
+                logdir,
+                log,
+                env=env,
+                only=args.point,
+                pipeline_nice=args.pipeline_nice,
+                repeat=args.repeat,
             )
         except (RuntimeError, TimeoutError) as exc:
             log(f"scenario C skipped: {exc}")

@@ -22,6 +22,7 @@ the load client's comes from itself): on 2 cores they compete with the server fo
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import threading
@@ -207,10 +208,15 @@ def scenario_c(
     load_cpus: str = "1",
     only: list[str] | None = None,
     pipeline_nice: int = 0,
+    repeat: int = 1,
     **kw: Any,
 ) -> dict[str, Any]:
     """Every point of C (or those named in `only`, from `C_POINT_NAMES`) on one emulator;
-    returns {"points": [...]}.
+    returns {"points": [...], "runs": [...]}.
+
+    With `repeat` > 1 the whole sequence of points runs that many times (round-robin, so a
+    slow spell of the machine hits every point alike); "points" then holds each point's
+    medians (`median_of_runs`) and "runs" every single run.
 
     `pipeline_nice` > 0 runs the publisher, the emulator and the load client at that lower CPU
     priority, the server and the hop at the normal one: closer to production, where an
@@ -221,37 +227,79 @@ def scenario_c(
     # 500 msg/s (hop p99 1.4 s); on both cores it answers in tens of ms. So it floats.
     emulator, host = start_emulator(logdir, "0,1", pipeline_nice)
     env_extra = kw.pop("env", {})
-    points = []
+    selected = [
+        spec
+        for spec in C_POINTS
+        if (spec[0] in only if only else profile.name != "quick" or spec[0] in ("1k", "20k"))
+    ]
+    runs: list[dict[str, Any]] = []
     try:
-        for name, rate, pack_ms, with_clients in C_POINTS:
-            if only and name not in only:
-                continue
-            if not only and profile.name == "quick" and name not in ("1k", "20k"):
-                continue
-            extra = dict(env_extra)
-            if "uvloop" in name:
-                extra["TICKER_EVENT_LOOP"] = "uvloop"
-            point = _c_point(
-                profile, logdir, host, emulator.pid, rate, pack_ms, with_clients, load_cpus,
-                extra, kw, pipeline_nice,
-            )  # fmt: skip
-            point["pipeline_nice"] = pipeline_nice
-            point["name"] = name
-            points.append(point)
-            log(
-                f"C {name}: " + _summary(point) + f" hop p50={point['hop_p50']} "
-                f"p99={point['hop_p99']} added p99={point.get('added_p99')} "
-                f"server send p50/p99 <= {point.get('server_send_p50')}/"
-                f"{point.get('server_send_p99')} ms direct={point.get('direct_share')} "
-                f"cpu/1k ingested={point.get('cpu_ms_per_1000_ingested')} ms "
-                f"(loop {point.get('loop_ms_per_1000_ingested')}, "
-                f"loop waited for a CPU {point.get('loop_wait_s')} s, "
-                f"threads {point.get('threads_ms_per_1000_ingested')}) "
-                f"msgs/s={point.get('messages_per_s')} billed B/tick={point.get('billed_per_tick')}"
-            )
+        for run in range(1, repeat + 1):
+            for name, rate, pack_ms, with_clients in selected:
+                extra = dict(env_extra)
+                if "uvloop" in name:
+                    extra["TICKER_EVENT_LOOP"] = "uvloop"
+                point = _c_point(
+                    profile, logdir, host, emulator.pid, rate, pack_ms, with_clients, load_cpus,
+                    extra, kw, pipeline_nice,
+                )  # fmt: skip
+                point.update(pipeline_nice=pipeline_nice, name=name, run=run)
+                runs.append(point)
+                _log_point(log, name if repeat == 1 else f"{name} (run {run}/{repeat})", point)
     finally:
         procs.stop(emulator)
-    return {"points": points}
+    points = [median_of_runs([r for r in runs if r["name"] == spec[0]]) for spec in selected]
+    return {"points": points, "runs": runs}
+
+
+WORST_OF_RUNS = {"delivered": min, "delivered_of_made": min, "gaps": max, "reordered": max,
+                 "closed_early": max, "failed": max}  # fmt: skip
+
+
+def median_of_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One point's runs as one: every numeric figure's median (None when a run lacks it), the
+    other fields from the first run, `runs` = how many, `added_p99_range` = [min, max].
+
+    Medians per figure (added p99 is each run's own p99 minus its own hop p99, then the median
+    of those), because one run's tail says more about the machine's moment than about the code.
+    Correctness figures (`WORST_OF_RUNS`: delivered, gaps, ...) take the worst run instead: a
+    tick lost in one run is lost, whatever the others did.
+    """
+    if len(runs) == 1:
+        return {**runs[0], "runs": 1}
+    out: dict[str, Any] = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        values = [r.get(key) for r in runs]
+        numbers = [v for v in values if isinstance(v, int | float)]
+        if len(numbers) != len(values):
+            out[key] = None
+        elif key in WORST_OF_RUNS:
+            out[key] = WORST_OF_RUNS[key](numbers)
+        else:
+            median = statistics.median(numbers)
+            whole = median == int(median) and all(isinstance(n, int) for n in numbers)
+            out[key] = int(median) if whole else round(median, 3)
+    out["ok"] = all(r.get("ok") for r in runs)
+    out["runs"] = len(runs)
+    added = [r["added_p99"] for r in runs if r.get("added_p99") is not None]
+    out["added_p99_range"] = [min(added), max(added)] if added else None
+    return out
+
+
+def _log_point(log: Log, shown: str, point: dict[str, Any]) -> None:
+    log(
+        f"C {shown}: " + _summary(point) + f" hop p50={point['hop_p50']} "
+        f"p99={point['hop_p99']} added p99={point.get('added_p99')} "
+        f"server send p50/p99 <= {point.get('server_send_p50')}/"
+        f"{point.get('server_send_p99')} ms direct={point.get('direct_share')} "
+        f"cpu/1k ingested={point.get('cpu_ms_per_1000_ingested')} ms "
+        f"(loop {point.get('loop_ms_per_1000_ingested')}, "
+        f"loop waited for a CPU {point.get('loop_wait_s')} s, "
+        f"threads {point.get('threads_ms_per_1000_ingested')}) "
+        f"msgs/s={point.get('messages_per_s')} billed B/tick={point.get('billed_per_tick')}"
+    )
 
 
 def _c_point(

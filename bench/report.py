@@ -45,6 +45,8 @@ C_KEYS = (
     "ticks_per_message",
     "bytes_per_message",
     "billed_per_tick",
+    "runs",
+    "added_p99_range",
 )
 
 
@@ -155,6 +157,12 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _spread(point: dict[str, Any]) -> str:
+    """` (lo-hi)`: added p99's range over a repeated point's runs; empty for a single run."""
+    spread = point.get("added_p99_range")
+    return f" ({_n(spread[0])}-{_n(spread[1])})" if spread and (point.get("runs") or 1) > 1 else ""
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
@@ -204,13 +212,21 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_n(r['b_rss'])}x |"
             )
     if "C" in s:
+        repeats = max((c.get("runs") or 1 for c in s["C"]), default=1)
+        medians = (
+            f" Each figure is the median of {repeats} runs (`--repeat`), added p99's range "
+            "across them in brackets."
+            if repeats > 1
+            else ""
+        )
         lines += [
             "",
             "(C) real path, publisher -> emulator -> `python -m ticker.serve` -> clients, and the "
             "bare hop (publish -> a plain subscriber's callback) in the same window; 2,000 "
             "symbols, clients x 5 symbols; CPU per 1,000 ticks ingested split into the event "
             "loop and the "
-            "Pub/Sub client's threads; billed = one publish + one delivery, >= 1,000 B each:",
+            "Pub/Sub client's threads; billed = one publish + one delivery, >= 1,000 B each."
+            + medians,
             "",
             "| point | clients | delivered (of made) | p50 / p99 ms | hop p50 / p99 | "
             "added p50 / p99 | CPU ms/1k ticks (loop + threads) | msgs/s | ticks/msg | "
@@ -222,7 +238,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {c['name']} | {c['clients']} | {_pct(c['delivered'])} "
                 f"({_pct(c['delivered_of_made'])}) | {_n(c['p50'])} / "
                 f"{_n(c['p99'])} | {_n(c['hop_p50'])} / {_n(c['hop_p99'])} | "
-                f"{_n(c['added_p50'])} / {_n(c['added_p99'])} | "
+                f"{_n(c['added_p50'])} / {_n(c['added_p99'])}{_spread(c)} | "
                 f"{_n(c['cpu_ms_per_1000_ingested'])} ({_n(c['loop_ms_per_1000_ingested'])} + "
                 f"{_n(c['threads_ms_per_1000_ingested'])}) | {_n(c['messages_per_s'])} | "
                 f"{_n(c['ticks_per_message'])} | {_n(c['billed_per_tick'])} |"
