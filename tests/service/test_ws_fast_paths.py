@@ -136,6 +136,35 @@ async def test_a_busy_client_gets_one_frame_per_instant_written_by_the_sweep():
         assert not session.writer_idle  # still resting with the clock, not woken for frames
 
 
+async def test_a_busy_writer_rests_through_an_empty_instant_then_goes_idle_when_quiet():
+    interval = 0.1  # the flush floor; a writer counts as busy for BUSY_INTERVALS of these
+    async with (
+        hypercorn_serving(TICKER_FLUSH_INTERVAL=str(interval)) as (host, runtime),
+        connect(f"ws://{host}/ws", origin=Origin(f"http://{host}")) as ws,
+    ):
+        await ws.send(orjson.dumps({"op": "subscribe", "symbols": ["AMD"]}).decode())
+        await ws.recv()
+        (session,) = runtime.hub.sessions()
+        await direct_writer_attached(session)
+        await eventually(lambda: session.writer_idle, within=3.0, what="the writer idle")
+        await eventually(
+            lambda: time.monotonic() - session.last_frame_at > interval,
+            within=3.0,
+            what="an interval since the last frame",
+        )
+        runtime.hub.ingest(tick("AMD", seq=1))  # written at once
+        for seq in (2, 3):  # too soon: the writer rests, the next instant writes them
+            runtime.hub.ingest(tick("AMD", seq=seq))
+        assert [await _frame(ws) for _ in range(2)][1][1] == [2, 3]
+        await asyncio.sleep(interval * 1.5)  # an instant with nothing pending went by
+        assert not session.writer_idle  # busy: it rests on (before: woken, only to go idle)
+        await eventually(lambda: session.writer_idle, within=3.0, what="the quiet writer idle")
+        direct = session.direct_sent
+        runtime.hub.ingest(tick("AMD", seq=4))  # quiet again: straight onto the socket
+        assert (await _frame(ws))[1] == [4]
+        assert session.direct_sent == direct + 1
+
+
 async def test_a_quiet_client_gets_one_frame_per_tick_through_the_direct_path():
     async with (
         hypercorn_serving() as (host, runtime),
