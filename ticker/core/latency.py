@@ -49,9 +49,11 @@ class LatencyHistogram(LatencyWindow):
         self.sum_ms = 0.0
 
     def record(self, ms: float) -> None:
-        """Add one sample to the window and to its bucket."""
-        super().record(ms)
-        ms = ms if ms > 0 else 0.0
+        """Add one sample to the window and to its bucket (one call per frame: kept flat)."""
+        if ms < 0:
+            ms = 0.0
+        self._samples.append(ms)
+        self.count += 1
         self.bucket_counts[bisect.bisect_left(self.buckets, ms)] += 1
         self.sum_ms += ms
 

@@ -98,7 +98,10 @@ class Outbox:
         pending, self._pending = self._pending, []
         if self.paced:
             self._release(pending)
-        return [e[1] for e in pending], min((e[2] for e in pending), default=0)
+        if not pending:
+            return [], 0
+        _, encoded, stamps = zip(*pending, strict=True)  # one C call (a listcomp + min: 2x)
+        return list(encoded), min(stamps)
 
     def _release(self, pending: list[Entry]) -> None:
         now = self.clock()
