@@ -440,7 +440,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     previous = _install_signals(stop)
     try:
         try:
-            sink = PubSubSink(opts.project, opts.topic, max_in_flight=opts.max_in_flight)
+            sink = PubSubSink(
+                opts.project, opts.topic, max_in_flight=opts.max_in_flight, packed=opts.pack_ms > 0
+            )
             created = sink.ensure_topic(timeout=opts.connect_timeout)
         except SinkUnavailableError as exc:
             _say(f"error: cannot use Pub/Sub ({where}): {exc}")
