@@ -35,6 +35,7 @@ PATHS = {
     "orjson",
     "event_loop",
     "gc",
+    "gil_switch",
 }
 
 

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import time
+
+import pytest
 
 from tests.support.timing import timeout
 from ticker.core.codec import tick_to_bytes
@@ -141,6 +144,17 @@ async def test_tuning_sets_the_gc_threshold_while_serving_and_restores_it():
     finally:
         await tuning.close()
     assert gc.get_threshold() == before
+
+
+async def test_tuning_sets_the_gil_switch_interval_while_serving_and_restores_it():
+    before = sys.getswitchinterval()
+    tuning = ProcessTuning(AdaptiveFlush(ceiling=0.04), gc_threshold=0, switch_interval=0.002)
+    await tuning.start()
+    try:
+        assert sys.getswitchinterval() == pytest.approx(0.002)
+    finally:
+        await tuning.close()
+    assert sys.getswitchinterval() == before
 
 
 async def test_the_sampler_feeds_the_flush_interval():

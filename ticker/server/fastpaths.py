@@ -10,7 +10,8 @@ INFO otherwise), and `tests/service/test_fast_paths.py` fails on any changed int
 Paths: `ws_direct_writes` (whole frames straight onto Hypercorn's socket, `wsfast`),
 `ws_asgi_send` (frames past Quart's per-frame layers, `wsfast.text_sender`), `protocol_guard`
 (the guards inside Hypercorn), `ws_deflate` (declined, or bounded), `orjson`, `event_loop`
-(`TICKER_EVENT_LOOP`, as `ticker.serve` chose it), `gc` (`TICKER_GC_THRESHOLD`).
+(`TICKER_EVENT_LOOP`, as `ticker.serve` chose it), `gc` (`TICKER_GC_THRESHOLD`), `gil_switch`
+(`TICKER_SWITCH_INTERVAL_MS`).
 """
 
 from __future__ import annotations
@@ -89,9 +90,9 @@ def guard_paths(settings: Settings) -> list[FastPath]:
 
 
 def process_paths(settings: Settings, loop: asyncio.AbstractEventLoop) -> list[FastPath]:
-    """The codec, the event loop and the collector's setting."""
+    """The codec, the event loop, the collector's and the GIL's settings."""
     kind = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
-    gc = settings.gc_threshold
+    gc, switch = settings.gc_threshold, settings.switch_interval_ms
     return [
         FastPath("orjson", True, f"orjson {orjson.__version__} encodes and decodes every tick"),
         FastPath("event_loop", True, f"{kind} (TICKER_EVENT_LOOP; bench C: asyncio's is cheaper)"),
@@ -101,6 +102,13 @@ def process_paths(settings: Settings, loop: asyncio.AbstractEventLoop) -> list[F
             f"first threshold {gc} (TICKER_GC_THRESHOLD)"
             if gc
             else "Python's default (TICKER_GC_THRESHOLD=0)",
+        ),
+        FastPath(
+            "gil_switch",
+            switch > 0,
+            f"{switch:g} ms (TICKER_SWITCH_INTERVAL_MS)"
+            if switch
+            else "Python's default, 5 ms (TICKER_SWITCH_INTERVAL_MS=0)",
         ),
     ]
 

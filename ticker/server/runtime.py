@@ -100,7 +100,7 @@ class Runtime:
         )
         ceiling = max(settings.flush_max_interval, settings.flush_interval)
         flush = AdaptiveFlush(floor=settings.flush_interval, ceiling=ceiling)
-        tuning = ProcessTuning(flush, settings.gc_threshold)
+        tuning = ProcessTuning(flush, settings.gc_threshold, settings.switch_interval_ms / 1000)
         clock = FlushClock(flush)
         sequencer = Sequencer(settings.reorder_ms / 1000, time.monotonic)
         hub = Hub(history, sequencer, max_symbols=settings.max_tracked_symbols)

@@ -102,6 +102,7 @@ class Settings:
     flush_interval: float = 0.0  # least time between two frames to one client (batching floor)
     flush_max_interval: float = 0.04  # the most the adaptive interval grows to under load
     gc_threshold: int = 20_000  # GC's first threshold while serving (0: Python's default, 700)
+    switch_interval_ms: float = 1.0  # the GIL's switch interval while serving (0: Python's, 5 ms)
     allowed_origins: tuple[str, ...] = ()  # empty: the serving host only
     ws_deflate: bool = False  # permessage-deflate costs ~45 % CPU per frame: off unless asked
     # Transport hardening and fallbacks (issue 4).
@@ -171,6 +172,7 @@ class Settings:
             flush_interval=_bounded(env, "TICKER_FLUSH_INTERVAL", 0.0, 0.0, 1.0),
             flush_max_interval=_bounded(env, "TICKER_FLUSH_MAX_INTERVAL", 0.04, 0.0, 1.0),
             gc_threshold=_bounded(env, "TICKER_GC_THRESHOLD", 20_000, 0, 10_000_000),
+            switch_interval_ms=_bounded(env, "TICKER_SWITCH_INTERVAL_MS", 1.0, 0.0, 100.0),
             allowed_origins=origins,
             ws_deflate=_bounded(env, "TICKER_WS_DEFLATE", 0, 0, 1) == 1,
             presence_interval=_bounded(env, "TICKER_PRESENCE_INTERVAL", 2.0, 0.1, 60.0),
