@@ -104,22 +104,29 @@ async def _frame(ws: Any) -> tuple[float, list[int]]:
     return time.monotonic(), [t["seq"] for t in frame["ticks"]]
 
 
+async def idle_for_an_interval(ws: Any, runtime: Runtime, symbol: str, interval: float) -> Session:
+    """Subscribe the only client to `symbol`; return its session once its writer is idle with
+    the direct writer attached and its last frame more than `interval` old."""
+    await ws.send(orjson.dumps({"op": "subscribe", "symbols": [symbol]}).decode())
+    await ws.recv()
+    (session,) = runtime.hub.sessions()
+    await direct_writer_attached(session)
+    await eventually(lambda: session.writer_idle, within=3.0, what="the writer idle")
+    await eventually(
+        lambda: time.monotonic() - session.last_frame_at > interval,
+        within=3.0,
+        what="an interval since the last frame",
+    )
+    return session
+
+
 async def test_a_busy_client_gets_one_frame_per_instant_written_by_the_sweep():
     interval = 0.05  # the flush floor: every frame at least this far apart for one client
     async with (
         hypercorn_serving(TICKER_FLUSH_INTERVAL=str(interval)) as (host, runtime),
         connect(f"ws://{host}/ws", origin=Origin(f"http://{host}")) as ws,
     ):
-        await ws.send(orjson.dumps({"op": "subscribe", "symbols": ["NVDA"]}).decode())
-        await ws.recv()
-        (session,) = runtime.hub.sessions()
-        await direct_writer_attached(session)
-        await eventually(lambda: session.writer_idle, within=3.0, what="the writer idle")
-        await eventually(
-            lambda: time.monotonic() - session.last_frame_at > interval,
-            within=3.0,
-            what="an interval since the last frame",
-        )
+        session = await idle_for_an_interval(ws, runtime, "NVDA", interval)
         runtime.hub.ingest(tick("NVDA", seq=1))  # idle for an interval: written at once
         first_at, first = await _frame(ws)
         for seq in (2, 3, 4):  # too soon after it: these wait for the clock's next instant
@@ -142,16 +149,7 @@ async def test_a_busy_writer_rests_through_an_empty_instant_then_goes_idle_when_
         hypercorn_serving(TICKER_FLUSH_INTERVAL=str(interval)) as (host, runtime),
         connect(f"ws://{host}/ws", origin=Origin(f"http://{host}")) as ws,
     ):
-        await ws.send(orjson.dumps({"op": "subscribe", "symbols": ["AMD"]}).decode())
-        await ws.recv()
-        (session,) = runtime.hub.sessions()
-        await direct_writer_attached(session)
-        await eventually(lambda: session.writer_idle, within=3.0, what="the writer idle")
-        await eventually(
-            lambda: time.monotonic() - session.last_frame_at > interval,
-            within=3.0,
-            what="an interval since the last frame",
-        )
+        session = await idle_for_an_interval(ws, runtime, "AMD", interval)
         runtime.hub.ingest(tick("AMD", seq=1))  # written at once
         for seq in (2, 3):  # too soon: the writer rests, the next instant writes them
             runtime.hub.ingest(tick("AMD", seq=seq))
