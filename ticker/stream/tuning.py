@@ -165,7 +165,6 @@ class ProcessTuning:
     async def start(self) -> None:
         """Tune the GC and the GIL, and start sampling."""
         if self.switch_interval:
-            self._saved_switch = sys.getswitchinterval()
             sys.setswitchinterval(self.switch_interval)
         if self.gc_threshold:
             gc.freeze()
