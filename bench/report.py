@@ -158,9 +158,10 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def _spread(point: dict[str, Any]) -> str:
-    """` (lo-hi)`: added p99's range over a repeated point's runs; empty for a single run."""
+    """` (lo-hi)`: added p99's range over a repeated point's runs (`median_of_runs` sets it only
+    then); empty for a single run."""
     spread = point.get("added_p99_range")
-    return f" ({_n(spread[0])}-{_n(spread[1])})" if spread and (point.get("runs") or 1) > 1 else ""
+    return f" ({_n(spread[0])}-{_n(spread[1])})" if spread else ""
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
