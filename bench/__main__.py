@@ -69,6 +69,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="scenario C: run its points N times, round-robin, and report each figure's median "
         "(and the range of added p99); a single run's p99 varies 2-3x on a shared machine",
     )
+    parser.add_argument(
+        "--warmup-rounds",
+        type=int,
+        metavar="N",
+        help="scenario C: rounds of its points to run first, counted in no figure, while the "
+        "emulator's JIT settles (default: 1, quick: 0)",
+    )
     parser.add_argument("--out", type=Path, default=report.RESULTS, help="results directory")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     return parser.parse_args(argv)
@@ -94,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not 1 <= args.repeat <= 20:
         print(f"--repeat must be 1..20, got {args.repeat}", file=sys.stderr)
+        return 2
+    warmup = profile.c_warmup_rounds if args.warmup_rounds is None else args.warmup_rounds
+    if not 0 <= warmup <= 5:
+        print(f"--warmup-rounds must be 0..5, got {warmup}", file=sys.stderr)
         return 2
     if args.point:
         from bench.realpath import C_POINT_NAMES
@@ -138,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 only=args.point,
                 pipeline_nice=args.pipeline_nice,
                 repeat=args.repeat,
+                warmup_rounds=warmup,
             )
         except (RuntimeError, TimeoutError) as exc:
             log(f"scenario C skipped: {exc}")

@@ -187,7 +187,8 @@ class RealPathHooks:
         }
 
 
-C_POINTS: tuple[tuple[str, float, float, bool], ...] = (
+Point = tuple[str, float, float, bool]  # name, ticks/s, --pack-ms, with the clients
+C_POINTS: tuple[Point, ...] = (
     # name, ticks/s, --pack-ms, with the clients (else one client: ingest alone)
     ("1k unpacked", 1000.0, 0.0, True),
     ("1k", 1000.0, 10.0, True),
@@ -209,14 +210,17 @@ def scenario_c(
     only: list[str] | None = None,
     pipeline_nice: int = 0,
     repeat: int = 1,
+    warmup_rounds: int = 0,
     **kw: Any,
 ) -> dict[str, Any]:
     """Every point of C (or those named in `only`, from `C_POINT_NAMES`) on one emulator;
-    returns {"points": [...], "runs": [...]}.
+    returns {"points": [...], "runs": [...], "warmup_runs": [...]}.
 
     With `repeat` > 1 the whole sequence of points runs that many times (round-robin, so a
     slow spell of the machine hits every point alike); "points" then holds each point's
-    medians (`median_of_runs`) and "runs" every single run.
+    medians (`median_of_runs`) and "runs" every single run. `warmup_rounds` rounds of every
+    point go first and count in no figure ("warmup_runs" keeps them): the emulator is a JVM
+    whose JIT is still compiling in its first minutes (`c_schedule`).
 
     `pipeline_nice` > 0 runs the publisher, the emulator and the load client at that lower CPU
     priority, the server and the hop at the normal one: closer to production, where an
@@ -234,23 +238,48 @@ def scenario_c(
     else:
         selected = list(C_POINTS)
     runs: list[dict[str, Any]] = []
+    warmups: list[dict[str, Any]] = []
     try:
-        for run in range(1, repeat + 1):
-            for name, rate, pack_ms, with_clients in selected:
-                extra = dict(env_extra)
-                if "uvloop" in name:
-                    extra["TICKER_EVENT_LOOP"] = "uvloop"
-                point = _c_point(
-                    profile, logdir, host, emulator.pid, rate, pack_ms, with_clients, load_cpus,
-                    extra, kw, pipeline_nice,
-                )  # fmt: skip
-                point.update(pipeline_nice=pipeline_nice, name=name, run=run)
-                runs.append(point)
-                _log_point(log, name if repeat == 1 else f"{name} (run {run}/{repeat})", point)
+        for (name, rate, pack_ms, with_clients), run, label in c_schedule(
+            selected, warmup_rounds, repeat
+        ):
+            extra = dict(env_extra)
+            if "uvloop" in name:
+                extra["TICKER_EVENT_LOOP"] = "uvloop"
+            point = _c_point(
+                profile, logdir, host, emulator.pid, rate, pack_ms, with_clients, load_cpus,
+                extra, kw, pipeline_nice,
+            )  # fmt: skip
+            point.update(pipeline_nice=pipeline_nice, name=name, run=run)
+            (runs if run > 0 else warmups).append(point)
+            _log_point(log, f"{name}{label}", point)
     finally:
         procs.stop(emulator)
     points = [median_of_runs([r for r in runs if r["name"] == spec[0]]) for spec in selected]
-    return {"points": points, "runs": runs}
+    return {"points": points, "runs": runs, "warmup_runs": warmups}
+
+
+def c_schedule(
+    selected: list[Point], warmup_rounds: int, repeat: int
+) -> list[tuple[Point, int, str]]:
+    """The order C runs its points in: (point, run, label for the log). Warm-up rounds first,
+    as runs ..., -1, 0 (counted in no figure), then runs 1..`repeat`, each round every point.
+
+    Why warm-up rounds: the emulator is a JVM whose JIT is still compiling in its first
+    minutes. In three full `--repeat 3` runs (2026-12-02) it took 0.21-0.27 of a core at
+    20,000 ticks/s in the first round and 0.07-0.12 in the second and third, and the first
+    round's 20k point added 109-125 ms p99 where the later ones added 44-62. Warming it with
+    the publisher and a plain subscriber alone did not do it (even 180 s at 20,000 ticks/s left
+    it at 0.34 of a core for the next point, with the server): the points themselves do.
+    """
+    order: list[tuple[Point, int, str]] = []
+    for index in range(warmup_rounds):
+        label = f" (warm-up {index + 1}/{warmup_rounds}, not counted)"
+        order += [(spec, index - warmup_rounds + 1, label) for spec in selected]
+    for run in range(1, repeat + 1):
+        label = "" if repeat == 1 else f" (run {run}/{repeat})"
+        order += [(spec, run, label) for spec in selected]
+    return order
 
 
 WORST_OF_RUNS = {"delivered": min, "delivered_of_made": min, "gaps": max, "reordered": max,

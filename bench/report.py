@@ -150,11 +150,36 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"stacks": rows, "ratios": ratios}
     if "C" in sc:
         out["C"] = [{k: c.get(k) for k in C_KEYS} for c in sc["C"].get("points", [])]
+        out["C_warmup"] = [
+            {k: c.get(k) for k in ("name", "run", "emulator_cpu_frac", "added_p99")}
+            for c in sc["C"].get("warmup_runs", [])
+        ]
     if "D" in sc:
         one = (sc.get("A", {}).get("ticker", {}).get("best") or {}).get("deliveries_per_s")
         two = (sc["D"]["best"] or {}).get("deliveries_per_s")
         out["D"] = {"one_worker": one, "two_workers": two, "ratio": _ratio(two, one)}
     return out
+
+
+def _warmup_lines(points: list[dict[str, Any]], warmups: list[dict[str, Any]]) -> list[str]:
+    """What the warm-up rounds (counted in no figure) found, beside the measured figures: the
+    emulator's CPU, which is what they are for, at every point."""
+    if not warmups:
+        return ["", "No warm-up round: the first point ran on a fresh emulator (a cold JIT)."]
+    rounds = len({w["run"] for w in warmups})
+    first = {w["name"]: w for w in warmups if w["run"] == min(x["run"] for x in warmups)}
+    pairs = [
+        f"{c['name']} {_n(first[c['name']]['emulator_cpu_frac'])} -> "
+        f"{_n(c.get('emulator_cpu_frac'))}"
+        for c in points
+        if c["name"] in first
+    ]
+    return [
+        "",
+        f"Before the measured runs, {rounds} warm-up round(s) of every point ran, counted in no "
+        "figure, while the emulator's JIT settled. Its cores in the first warm-up round -> in "
+        "the measured runs: " + "; ".join(pairs) + ".",
+    ]
 
 
 def _spread(point: dict[str, Any]) -> str:
@@ -270,6 +295,7 @@ def markdown(results: dict[str, Any]) -> str:
                 + " | ".join(_n(p) if p is not None else "-" for p in parts)
                 + f" | {_n(round(sum(known), 2))} |"
             )
+        lines += _warmup_lines(s["C"], s.get("C_warmup") or [])
     if "D" in s:
         d = s["D"]
         lines += [
