@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from typing import Any
 
 import orjson
 import pytest
@@ -242,6 +245,27 @@ async def test_server_heartbeats_and_closes_a_silent_peer():
             within=3.0,
             what="0 websocket in the hub",
         )
+
+
+async def test_clients_that_connect_together_get_their_first_heartbeats_spread_out():
+    beat = 0.6
+    async with (
+        serving(TICKER_HEARTBEAT_INTERVAL=str(beat)) as (client, _),
+        contextlib.AsyncExitStack() as stack,
+    ):
+        opened: list[tuple[Any, float]] = []
+        for _ in range(12):  # all within a few ms: before, their heartbeats came together
+            ws = await stack.enter_async_context(client.websocket("/ws", headers=HEADERS))
+            opened.append((ws, time.monotonic()))
+
+        async def first_beat_after(ws: Any, since: float) -> float:
+            assert (await recv(ws))["type"] == "heartbeat"
+            return time.monotonic() - since
+
+        after = await asyncio.gather(*(first_beat_after(ws, at) for ws, at in opened))
+    assert min(after) >= beat / 2 - 0.05  # at a random point of the interval's second half
+    assert max(after) <= beat + 0.15  # never later than the interval the client is told
+    assert max(after) - min(after) >= 0.1  # spread (12 uniform draws over 0.3 s)
 
 
 async def test_a_seq_gap_sends_resync_before_the_new_tick():
