@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quart import Blueprint, Response, render_template, request
+from quart import Blueprint, Response, current_app, render_template, request
 
 from ticker.core.errors import InvalidTick
 from ticker.core.ticks import normalise_symbol
+from ticker.server.transports import runtime_of
 
 DEFAULT_SYMBOLS = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA")
-# A watchlist of up to 100 rows; the server enforces its own (higher) per-connection limit, so the
-# page never asks for more than one connection may follow.
+# A watchlist of up to 100 rows, or fewer where the server's per-connection limit
+# (TICKER_MAX_SYMBOLS) is lower: the page never asks for more than one connection may follow.
 MAX_PAGE_SYMBOLS = 100
 
 # static_url_path differs from the app's own /static so the two routes never shadow each other;
@@ -33,10 +34,12 @@ bp = Blueprint(
 )
 
 
-def parse_symbols(raw: str | None) -> tuple[list[str], list[str], list[str]]:
+def parse_symbols(
+    raw: str | None, limit: int = MAX_PAGE_SYMBOLS
+) -> tuple[list[str], list[str], list[str]]:
     """Split a `?symbols=` value into (valid upper-case symbols, invalid inputs, over the limit).
 
-    Keeps the first occurrence of each symbol and at most `MAX_PAGE_SYMBOLS`; valid symbols past
+    Keeps the first occurrence of each symbol and at most `limit`; valid symbols past
     the limit are returned apart (they are not invalid, and the notice must not say so). Invalid
     inputs are returned shortened, for a notice only.
     """
@@ -53,9 +56,7 @@ def parse_symbols(raw: str | None) -> tuple[list[str], list[str], list[str]]:
             continue
         if symbol not in symbols:
             symbols.append(symbol)
-    over = symbols[MAX_PAGE_SYMBOLS:]
-    symbols = symbols[:MAX_PAGE_SYMBOLS]
-    return symbols, rejected, over
+    return symbols[:limit], rejected, symbols[limit:]
 
 
 @bp.get("/")
@@ -64,14 +65,15 @@ async def index() -> str:
 
     `from_query` tells the page the URL named valid symbols: they win over its localStorage list.
     """
-    symbols, rejected, over = parse_symbols(request.args.get("symbols"))
+    limit = min(MAX_PAGE_SYMBOLS, runtime_of(current_app).settings.max_symbols_per_client)
+    symbols, rejected, over = parse_symbols(request.args.get("symbols"), limit)
     return await render_template(
         "pages/index.html",
-        symbols=symbols or list(DEFAULT_SYMBOLS),
+        symbols=symbols or list(DEFAULT_SYMBOLS[:limit]),
         rejected=rejected,
         over=over,
         from_query=bool(symbols),
-        max_symbols=MAX_PAGE_SYMBOLS,
+        max_symbols=limit,
     )
 
 
