@@ -63,3 +63,11 @@ def test_latency_histogram_counts_buckets_cumulatively_and_sums():
     assert histogram.sum_ms == 56.5  # the negative sample counts as 0
     assert histogram.count == 5
     assert (histogram.percentile(0), histogram.percentile(100)) == (0.0, 50.0)  # the last 2
+
+
+def test_the_default_buckets_tell_latencies_around_the_100_ms_bound_apart():
+    histogram = LatencyHistogram()
+    for ms in (80.0, 120.0, 180.0):
+        histogram.record(ms)
+    cumulative = dict(histogram.cumulative())
+    assert [cumulative[bound] for bound in (75, 100, 150, 200, 250)] == [0, 1, 2, 3, 3]
