@@ -11,11 +11,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
 from quart.testing.connections import WebsocketDisconnectError
 
 from tests.support.timing import timeout
 from ticker.app import create_app
 from ticker.broker.memory import InMemoryBroker
+from ticker.ops.procs import free_port
 from ticker.server.runtime import Runtime
 from ticker.server.transports import runtime_of
 
@@ -71,3 +74,30 @@ async def close_code(ws: Any, wait: float = WAIT) -> tuple[int, list[dict[str, A
                 seen.append(orjson.loads(await ws.receive()))
             except WebsocketDisconnectError as exc:
                 return int(exc.args[0]), seen
+
+
+@asynccontextmanager
+async def hypercorn_serving(**env: str) -> AsyncIterator[tuple[str, Runtime]]:
+    """("127.0.0.1:port", runtime) of the app under a real Hypercorn, in process: sockets, the
+    fast paths and the protocol guard, which the Quart test client does not have."""
+    app = create_app({**BASE_ENV, **env}, broker=InMemoryBroker())
+    port = free_port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
+    try:
+        async with asyncio.timeout(timeout(5.0)):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                except OSError:
+                    await asyncio.sleep(0.02)
+                    continue
+                writer.close()
+                break
+        yield f"127.0.0.1:{port}", runtime_of(app)
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, timeout(10.0))

@@ -8,51 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 from tests.conftest import tick
-from tests.service.streams import BASE_ENV
+from tests.service.streams import hypercorn_serving
 from tests.support.timing import eventually, timeout
 from tests.support.wsclient import frame_of
-from ticker.app import create_app
-from ticker.broker.memory import InMemoryBroker
-from ticker.ops.procs import free_port
 from ticker.server.runtime import Runtime
-from ticker.server.transports import runtime_of, wsfast
+from ticker.server.transports import wsfast
 from ticker.stream.session import Session
-
-
-@asynccontextmanager
-async def hypercorn_serving(**env: str) -> AsyncIterator[tuple[str, Runtime]]:
-    app = create_app({**BASE_ENV, **env}, broker=InMemoryBroker())
-    port = free_port()
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
-    stop = asyncio.Event()
-    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
-    try:
-        async with asyncio.timeout(timeout(5.0)):
-            while True:
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                except OSError:
-                    await asyncio.sleep(0.02)
-                    continue
-                writer.close()
-                break
-        yield f"127.0.0.1:{port}", runtime_of(app)
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, timeout(10.0))
 
 
 async def direct_writer_attached(session: Session) -> None:
