@@ -84,3 +84,54 @@ def test_take_ticks_takes_only_when_ticks_are_all_there_is_to_send() -> None:
     session.offer("AAPL", 5, '{"seq":5}', 1_030)
     session.close_code = 1012  # a close asked: the writer sends the rest, then closes
     assert session.take_ticks() is None
+
+
+async def test_a_control_frame_for_an_idle_writer_goes_out_at_once_without_waking_it() -> None:
+    session = _session()
+    written: list[str] = []
+    socket_ready = True
+
+    def direct_text(text: str) -> bool:
+        if socket_ready:
+            written.append(text)
+        return socket_ready
+
+    session.direct_text = direct_text
+    writer = asyncio.create_task(session.wait_wake())
+    await asyncio.sleep(0)
+    session.push_control('{"type":"pong"}')
+    assert written == ['{"type":"pong"}']
+    assert session.frames_sent == 1
+    assert session.last_frame_at == 0.0  # not a frame for the pacing: a snapshot may follow
+    assert not session.has_pending()
+    await asyncio.sleep(0)
+    assert not writer.done()  # not woken for it
+    socket_ready = False  # backed up: queued for the writer, which is woken
+    session.push_control('{"type":"heartbeat"}')
+    assert written == ['{"type":"pong"}']
+    assert session.take_now().control == ['{"type":"heartbeat"}']
+    await asyncio.wait_for(writer, 1.0)
+
+
+async def test_a_control_frame_never_overtakes_what_is_pending_nor_a_close() -> None:
+    session = _session()
+    written: list[str] = []
+
+    def direct_text(text: str) -> bool:
+        written.append(text)
+        return True
+
+    session.direct_text = direct_text
+    writer = asyncio.create_task(session.wait_wake())
+    await asyncio.sleep(0)
+    session.outbox.offer("AAPL", 1, '{"seq":1}', 0)  # a tick waits for the writer
+    session.push_control('{"type":"pong"}')
+    assert written == []
+    await asyncio.wait_for(writer, 1.0)
+    batch = session.take_now()
+    assert (batch.control, batch.ticks) == (['{"type":"pong"}'], ['{"seq":1}'])
+    writer = asyncio.create_task(session.wait_wake())
+    await asyncio.sleep(0)
+    session.end(1012, "drain")  # the writer sends the reconnect frame, then closes
+    assert written == []
+    await asyncio.wait_for(writer, 1.0)

@@ -10,7 +10,9 @@ Rules:
   write, which is what the flush pacing and the fast paths are about). Each tick counts once.
   Latency is recorded once per frame that carries ticks, from its oldest tick's `ts` (the worst
   of the batch) to the write. The direct write in `offer` (one tick, one frame) records the same,
-  inlined because it runs once per tick, and is also counted apart (`direct_sent`).
+  inlined because it runs once per tick, and is also counted apart (`direct_sent`). A control
+  frame for an idle writer with nothing pending goes out at once too (`direct_text`), counted as
+  a frame but not as the last one for the pacing.
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ class Session:
         # returns the time.monotonic() of the write, or 0.0 when it cannot write right now
         # (socket backed up, closing, a frame went out too recently). See `offer`.
         self.direct: Callable[[str], float] | None = None
+        # Its twin for control frames (heartbeat, pong, replies): writes one text frame now, or
+        # returns False (socket backed up, closing). Used only when nothing is ahead of the frame.
+        self.direct_text: Callable[[str], bool] | None = None
         self.latency = latency  # the instance's publish-to-send record (None: not recorded)
         self.last_frame_at = 0.0  # time.monotonic() of the last frame sent (pacing)
         self.close_code: int | None = None  # set by `end`: close once what is pending is sent
@@ -127,7 +132,25 @@ class Session:
                 self.latency.record(time.time() * 1000 - oldest_ts)
 
     def push_control(self, frame: str) -> None:
-        """Queue a control frame (subscribed, error, reconnect...). Oldest drop past the bound."""
+        """Queue a control frame (subscribed, error, reconnect...). Oldest drop past the bound.
+
+        With the writer idle and nothing pending, a transport that can write directly sends it
+        at once instead: nothing is ahead of it, so order holds, and the writer's task is not
+        woken for it (a heartbeat and the page's pong per client per interval were two task
+        rounds each). A close (`end`) always goes through the writer, which then closes.
+        """
+        if (
+            self.direct_text is not None
+            and self._waiter is not None
+            and self.close_code is None
+            and not self._control
+            and not self.outbox
+            and self.direct_text(frame)
+        ):
+            # Counted, but not as the last frame for the pacing (`last_frame_at`): the next
+            # tick (a snapshot after `subscribed`) must not wait an interval for it.
+            self.frames_sent += 1
+            return
         control = self._control
         control.append(frame)
         if len(control) > self._control_limit:

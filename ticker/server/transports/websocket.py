@@ -139,7 +139,7 @@ async def _serve(runtime: Runtime, session: Session, peer: _Peer) -> None:
                     pinger = asyncio.create_task(stream.ping(), name=f"ws-ping-{session.id}")
                 last_beat, next_beat = now, now + beat
     finally:
-        session.direct = None  # nothing more straight onto the socket
+        session.direct = session.direct_text = None  # nothing more straight onto the socket
         tasks = [reader, writer] if pinger is None else [reader, writer, pinger]
         for task in tasks:
             task.cancel()
@@ -229,6 +229,7 @@ async def _write(runtime: Runtime, session: Session, peer: _Peer) -> None:
     sweep = None
     if sock is not None:
         session.direct = wsfast.direct_writer(session, sock, _TICK_FRAMES, flush)
+        session.direct_text = lambda text: not peer.closing and sock.write_text(text)
         sweep = wsfast.sweeper(session, sock, lambda: peer.closing, flush)
     while True:
         await session.wait_pending()
