@@ -74,7 +74,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         metavar="N",
         help="scenario C: rounds of its points to run first, counted in no figure, while the "
-        "emulator's JIT settles (default: 1, quick: 0)",
+        "emulator's JIT settles (default: 2, quick: 0)",
     )
     parser.add_argument("--out", type=Path, default=report.RESULTS, help="results directory")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")

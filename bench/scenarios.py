@@ -40,7 +40,7 @@ class Profile:
     c_per: int = 1  # symbols per client (of 50)
     c_rate: float = 1000.0
     c_window: float = 8.0
-    c_warmup_rounds: int = 1  # rounds of C's points run first and counted in no figure
+    c_warmup_rounds: int = 2  # rounds of C's points run first and counted in no figure
 
 
 FULL = Profile("full")
