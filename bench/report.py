@@ -167,7 +167,8 @@ def _warmup_lines(points: list[dict[str, Any]], warmups: list[dict[str, Any]]) -
     if not warmups:
         return ["", "No warm-up round: the first point ran on a fresh emulator (a cold JIT)."]
     rounds = len({w["run"] for w in warmups})
-    first = {w["name"]: w for w in warmups if w["run"] == min(x["run"] for x in warmups)}
+    earliest = min(w["run"] for w in warmups)
+    first = {w["name"]: w for w in warmups if w["run"] == earliest}
     pairs = [
         f"{c['name']} {_n(first[c['name']]['emulator_cpu_frac'])} -> "
         f"{_n(c.get('emulator_cpu_frac'))}"
