@@ -54,12 +54,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "default: all of the profile's)",
     )
     parser.add_argument(
-        "--pipeline-nice",
+        "--feed-nice",
         type=int,
-        default=0,
+        default=10,
         metavar="N",
-        help="scenario C: run the publisher, emulator and load client at CPU priority N (1-19; "
-        "the server and the hop stay at 0), as if the server had cores of its own",
+        help="scenario C: run the feed (the publisher and the emulator, which run elsewhere in "
+        "production) at CPU priority N, the server, the hop and the load client at 0 (default "
+        "10; 0: all alike)",
     )
     parser.add_argument(
         "--repeat",
@@ -96,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     env = dict(kv.split("=", 1) for kv in args.env)
-    if not 0 <= args.pipeline_nice <= 19:
-        print(f"--pipeline-nice must be 0..19, got {args.pipeline_nice}", file=sys.stderr)
+    if not 0 <= args.feed_nice <= 19:
+        print(f"--feed-nice must be 0..19, got {args.feed_nice}", file=sys.stderr)
         return 2
     if not 1 <= args.repeat <= 20:
         print(f"--repeat must be 1..20, got {args.repeat}", file=sys.stderr)
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 log,
                 env=env,
                 only=args.point,
-                pipeline_nice=args.pipeline_nice,
+                feed_nice=args.feed_nice,
                 repeat=args.repeat,
                 warmup_rounds=warmup,
             )

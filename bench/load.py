@@ -34,7 +34,6 @@ class LoadSpec:
     cpus: str | None = "1"
     deflate: str = "offer"  # offer permessage-deflate like a browser does
     connect_timeout: float = 60.0  # seconds; clients not subscribed by then count as failed
-    nice: int = 0  # CPU priority of the load processes (procs.start)
 
 
 @dataclass
@@ -102,7 +101,6 @@ class LoadRun:
                 log=log,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                nice=spec.nice,
             )
             threading.Thread(target=self._pump, args=(index, proc), daemon=True).start()
             self._procs.append(proc)

@@ -40,7 +40,6 @@ class PointSpec:
     server_cpus: str | None = "0"
     load_cpus: str | None = "1"
     load_processes: int = 1
-    load_nice: int = 0  # CPU priority of the load client (scenario C's --pipeline-nice)
     warmup: float = 1.5
     window: float = 4.0
     grace: float = 1.0
@@ -93,7 +92,6 @@ def run_point(spec: PointSpec, logdir: Path, hooks: Any = None) -> dict[str, Any
                 spec.load_processes,
                 spec.load_cpus,
                 connect_timeout=30 + spec.clients / 400,
-                nice=spec.load_nice,
             ),
             log,
         )

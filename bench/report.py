@@ -47,6 +47,7 @@ C_KEYS = (
     "billed_per_tick",
     "runs",
     "added_p99_range",
+    "feed_nice",
 )
 
 
@@ -161,6 +162,19 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _feed_sentence(rows: list[dict[str, Any]]) -> str:
+    """How the feed's CPU priority was set (runs from before `--feed-nice` say nothing)."""
+    nice = next((r["feed_nice"] for r in rows if r.get("feed_nice") is not None), None)
+    if nice is None:
+        return ""
+    if not nice:
+        return " Every process ran at the same CPU priority (`--feed-nice 0`)."
+    return (
+        f" The feed (publisher, emulator) ran at CPU priority nice {nice}, the server, the hop "
+        "and the load client at 0 (`--feed-nice`)."
+    )
+
+
 def _warmup_lines(points: list[dict[str, Any]], warmups: list[dict[str, Any]]) -> list[str]:
     """What the warm-up rounds (counted in no figure) found, beside the measured figures: the
     emulator's CPU, which is what they are for, at every point."""
@@ -253,7 +267,8 @@ def markdown(results: dict[str, Any]) -> str:
             "symbols, clients x 5 symbols; CPU per 1,000 ticks ingested split into the event "
             "loop and the "
             "Pub/Sub client's threads; billed = one publish + one delivery, >= 1,000 B each."
-            + medians,
+            + medians
+            + _feed_sentence(s["C"]),
             "",
             "| point | clients | delivered (of made) | p50 / p99 ms | hop p50 / p99 | "
             "added p50 / p99 | CPU ms/1k ticks (loop + threads) | msgs/s | ticks/msg | "

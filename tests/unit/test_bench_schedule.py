@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.realpath import c_schedule
-from bench.report import _warmup_lines
+from bench.report import _feed_sentence, _warmup_lines
 
 ONE_K = ("1k", 1000.0, 10.0, True)
 TWENTY_K = ("20k", 20000.0, 10.0, True)
@@ -34,3 +34,11 @@ def test_the_report_sets_the_first_warm_up_rounds_emulator_cpu_beside_the_measur
     assert "2 warm-up round(s)" in lines[1]
     assert "20k 0.55 -> 0.08." in lines[1]
     assert "cold JIT" in _warmup_lines([{"name": "20k"}], [])[1]
+
+
+def test_the_report_says_at_what_priority_the_feed_ran():
+    assert "nice 10, the server, the hop and the load client at 0" in _feed_sentence(
+        [{"name": "1k", "feed_nice": 10}]
+    )
+    assert "same CPU priority" in _feed_sentence([{"name": "1k", "feed_nice": 0}])
+    assert _feed_sentence([{"name": "1k"}]) == ""  # a run from before the option
