@@ -41,6 +41,7 @@ class Profile:
     c_rate: float = 1000.0
     c_window: float = 8.0
     c_warmup_rounds: int = 2  # rounds of C's points run first and counted in no figure
+    c_repeat: int = 3  # measured rounds of C's points: its figures are their medians
 
 
 FULL = Profile("full")
@@ -56,6 +57,7 @@ QUICK = Profile(
     c_rate=1000.0,
     c_window=3.0,
     c_warmup_rounds=0,
+    c_repeat=1,
 )
 
 
