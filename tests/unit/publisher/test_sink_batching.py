@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from publisher.sink import PubSubSink
@@ -18,18 +16,6 @@ def test_packed_messages_go_out_one_request_each_without_waiting_for_more():
     sink = PubSubSink("p", "t", packed=True)
     try:
         assert sink._client.batch_settings.max_messages == 1  # full at once: committed now
-    finally:
-        sink.close()
-
-
-def test_a_packed_publish_starts_no_commit_timer_thread():
-    # With one message per batch the batch commits at once; the client's timer thread (one per
-    # publish, sleeping its max_latency) only cost CPU.
-    sink = PubSubSink("p", "t", packed=True)
-    try:
-        sink.publish_encoded([(b'{"symbol":"A"}', "A"), (b'{"symbol":"B"}', "B")])
-        timers = [t for t in threading.enumerate() if t.name == "Thread-PubSubBatchCommitter"]
-        assert timers == []
     finally:
         sink.close()
 
