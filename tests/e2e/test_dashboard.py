@@ -137,6 +137,9 @@ def test_a_sigtermed_instance_shows_draining_then_leaves_cleanly(
 def test_instance_rows_sort_by_any_column(page: Any, server: Server) -> None:
     log_in(page, server)
     expect(page.locator("#instances tbody tr")).to_have_count(1)
+    # The first row is rendered by the server: wait for the script (it says "live" once
+    # connected, after wiring the headers), or a click may land before its handler exists.
+    expect(page.locator("#status")).to_have_text("live")
     header = page.locator("#instances thead th").nth(2)
     header.locator("button").click()
     expect(header).to_have_attribute("aria-sort", "ascending")
