@@ -56,7 +56,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--feed-nice",
         type=int,
-        default=10,
         metavar="N",
         help="scenario C: run the feed (the publisher and the emulator, which run elsewhere in "
         "production) at CPU priority N, the server, the hop and the load client at 0 (default "
@@ -97,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     env = dict(kv.split("=", 1) for kv in args.env)
-    if not 0 <= args.feed_nice <= 19:
-        print(f"--feed-nice must be 0..19, got {args.feed_nice}", file=sys.stderr)
+    feed_nice = profile.c_feed_nice if args.feed_nice is None else args.feed_nice
+    if not 0 <= feed_nice <= 19:
+        print(f"--feed-nice must be 0..19, got {feed_nice}", file=sys.stderr)
         return 2
     repeat = profile.c_repeat if args.repeat is None else args.repeat
     if not 1 <= repeat <= 20:
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 log,
                 env=env,
                 only=args.point,
-                feed_nice=args.feed_nice,
+                feed_nice=feed_nice,
                 repeat=repeat,
                 warmup_rounds=warmup,
             )

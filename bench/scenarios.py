@@ -42,6 +42,7 @@ class Profile:
     c_window: float = 8.0
     c_warmup_rounds: int = 2  # rounds of C's points run first and counted in no figure
     c_repeat: int = 3  # measured rounds of C's points: its figures are their medians
+    c_feed_nice: int = 10  # CPU priority of C's feed (publisher, emulator); 0: as the server
 
 
 FULL = Profile("full")
